@@ -1,0 +1,166 @@
+"""The `newtune` command: load the config, call one function, print with rich.
+
+Every command takes CONFIG plus overrides: `--set key=value` (repeatable) or `--key value` for any
+config key, validated like the file.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from newtune import __version__
+from newtune.errors import NewtuneError
+
+app = typer.Typer(
+    name="newtune",
+    help="Fine-tune large language models from one axolotl-compatible YAML file.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+out = Console()
+OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
+ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: key=value (repeatable).")]
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        out.print(f"newtune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """Fine-tune large language models from one axolotl-compatible YAML file."""
+
+
+def extra_overrides(args: list[str]) -> list[str]:
+    """`--learning_rate 1e-4 --datasets[0].path=x` → ['learning_rate=1e-4', 'datasets[0].path=x']."""
+    items, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise NewtuneError("command line", f"unexpected argument '{arg}'", "overrides look like --key value or --set key=value")
+        key = arg[2:].replace("-", "_") if "=" not in arg else arg[2:]
+        if "=" in key:
+            items.append(key)
+            i += 1
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            items.append(f"{key}={args[i + 1]}")
+            i += 2
+        else:
+            items.append(f"{key}=true")
+            i += 1
+    return items
+
+
+def load(config: Path, sets: list[str] | None, ctx: typer.Context):
+    from newtune.config.load import load_config
+
+    return load_config(config, list(sets or []) + extra_overrides(list(ctx.args)))
+
+
+@app.command(context_settings=OVERRIDES)
+def check(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
+    """Validate CONFIG and print the resolved config with defaults filled in."""
+    import yaml
+
+    cfg = load(config, set_, ctx)
+    out.print(yaml.safe_dump(cfg.flat(), sort_keys=False, allow_unicode=True), end="", markup=False, highlight=False)
+    console.print(f"[green]✓[/green] {config} is valid")
+
+
+@app.command(context_settings=OVERRIDES)
+def preprocess(
+    ctx: typer.Context,
+    config: ConfigArg,
+    set_: SetOpt = None,
+    debug: Annotated[bool, typer.Option(help="Show the first rows token by token: token(label, id).")] = False,
+    debug_num_examples: Annotated[int, typer.Option(help="Rows shown by --debug.")] = 3,
+    debug_text_only: Annotated[bool, typer.Option(help="Show decoded text with masked spans dimmed.")] = False,
+    dump: Annotated[Path | None, typer.Option(help="Write every training row as JSONL (input_ids, labels, attention_mask).")] = None,
+) -> None:
+    """Tokenize and cache the datasets of CONFIG; print a summary."""
+    from newtune.data.pipeline import run_preprocess
+
+    cfg = load(config, set_, ctx)
+    run_preprocess(cfg, console, debug=debug or debug_text_only, debug_num_examples=debug_num_examples,
+                   debug_text_only=debug_text_only, dump=dump)
+
+
+@app.command(context_settings=OVERRIDES)
+def train(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
+    """Fine-tune as CONFIG says: full, LoRA/QLoRA/DoRA or soft prompts; writes to output_dir."""
+    from newtune.train.loop import run_training
+
+    run_training(load(config, set_, ctx), console)
+
+
+@app.command(context_settings=OVERRIDES)
+def inference(
+    ctx: typer.Context,
+    config: ConfigArg,
+    set_: SetOpt = None,
+    prompt: Annotated[str | None, typer.Option(help="The prompt; omitted: read stdin.")] = None,
+    chat: Annotated[bool, typer.Option(help="Interactive multi-turn chat.")] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 128,
+    temperature: Annotated[float, typer.Option(help="0: greedy decoding.")] = 0.0,
+    base: Annotated[bool, typer.Option(help="Answer with the base model, without the fine-tune.")] = False,
+) -> None:
+    """Answer a prompt with the fine-tuned model in output_dir, in the format it was trained with."""
+    from newtune.export.infer import run_inference
+
+    run_inference(load(config, set_, ctx), console, out, prompt=prompt, chat=chat,
+                  max_new_tokens=max_new_tokens, temperature=temperature, base=base)
+
+
+@app.command(context_settings=OVERRIDES)
+def evaluate(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
+    """Evaluate the trained model in output_dir on the eval set: loss and perplexity."""
+    from newtune.train.evaluate import run_evaluate
+
+    run_evaluate(load(config, set_, ctx), console)
+
+
+@app.command("merge-lora", context_settings=OVERRIDES)
+def merge_lora(
+    ctx: typer.Context,
+    config: ConfigArg,
+    set_: SetOpt = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write; default output_dir/merged.")] = None,
+) -> None:
+    """Merge the LoRA adapter in output_dir into the base model; plain transformers loads the result."""
+    from newtune.export.merge import run_merge
+
+    run_merge(load(config, set_, ctx), console, out_dir)
+
+
+def run() -> None:
+    """Entry point: user errors print one message and exit 2, without a traceback."""
+    try:
+        app(standalone_mode=False)
+    except NewtuneError as e:
+        console.print(f"[bold red]error:[/bold red] {escape(e.render())}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]")
+        sys.exit(130)
+    except (typer.Exit, SystemExit) as e:
+        sys.exit(getattr(e, "exit_code", None) or getattr(e, "code", 0) or 0)
+    except Exception as e:  # click's usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise

@@ -1,0 +1,1 @@
+"""Config: axolotl-compatible keys, validated strictly into a frozen RunConfig."""

