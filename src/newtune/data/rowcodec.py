@@ -1,0 +1,50 @@
+"""Rows of one dataset → Encoded, dispatching on the format's kind. Shared by the pipeline and tests.
+
+- "segments": the format renders the row (style/template-free); each segment is tokenized alone.
+- "conversation": the format extracts messages; data/chat.py renders them once through the chat
+  template into segments; the whole text is tokenized once and labelled by character offset.
+- "tokens": the row already holds ids and labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from newtune.config.data import DataConfig, DatasetConfig
+from newtune.data.encode import encode_joined, encode_pieces
+from newtune.data.formats import FORMATS
+from newtune.data.tokenizer import tokenizer_info
+from newtune.data.types import Encoded, FormatContext, Row
+
+
+def format_context(data: DataConfig, tokenizer: Any) -> FormatContext:
+    return FormatContext(
+        tokenizer=tokenizer_info(tokenizer),
+        train_on_inputs=data.train_on_inputs,
+        sequence_len=data.sequence_len,
+        default_system_message=data.default_system_message,
+    )
+
+
+def encode_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Any,
+                ctx: FormatContext | None = None) -> list[Encoded]:
+    """Encode a batch of rows of dataset `ds`. Errors in a row propagate to the caller (which names the row)."""
+    fmt = FORMATS[ds.type_name]
+    ctx = ctx or format_context(data, tokenizer)
+    outputs = [fmt.fn(row, ds, ctx) for row in rows]
+    if fmt.kind == "segments":
+        return encode_pieces(outputs, tokenizer)
+    if fmt.kind == "conversation":
+        from newtune.data.chat import render_segments
+
+        return encode_joined([render_segments(conv, ds, data, tokenizer) for conv in outputs], tokenizer)
+    return outputs  # type: ignore[return-value]
+
+
+def encode_row(ds: DatasetConfig | str, row: Row, tokenizer: Any, **data_keys: Any) -> Encoded:
+    """One row → Encoded; for tests and `--debug`. `ds` may be just a type name; data_keys override DataConfig."""
+    if isinstance(ds, str):
+        ds = DatasetConfig(path="-", type=ds)
+    data = DataConfig(datasets=[ds], **data_keys)
+    return encode_rows([row], ds, data, tokenizer)[0]
