@@ -27,8 +27,8 @@ app = typer.Typer(
 console = Console(stderr=True)
 out = Console()
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
-ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: key=value (repeatable).")]
+ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False, metavar="CONFIG")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a config key: key=value (repeatable). Also: --key value.")]
 
 
 def version_callback(value: bool) -> None:

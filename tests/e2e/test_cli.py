@@ -1,0 +1,50 @@
+"""The `newtune` command: version, help, check, and user errors without tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+NEWTUNE = [str(Path(sys.executable).parent / "newtune")]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(NEWTUNE + list(args), capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_version_and_help():
+    res = run("--version")
+    assert res.returncode == 0 and res.stdout.strip().startswith("newtune 0.")
+    for cmd in ("train", "preprocess", "inference", "check", "evaluate", "merge-lora"):
+        res = run(cmd, "--help")
+        assert res.returncode == 0, res.stderr
+        assert "CONFIG" in res.stdout
+
+
+def test_check_prints_resolved_config_with_overrides(tmp_path):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("datasets:\n  - path: d.jsonl\n    type: input_output\nlearning_rate: 0.001\n")
+    res = run("check", str(cfg), "--learning_rate", "3e-4", "--set", "micro_batch_size=4")
+    assert res.returncode == 0, res.stderr
+    resolved = yaml.safe_load(res.stdout)
+    assert resolved["learning_rate"] == 3e-4 and resolved["micro_batch_size"] == 4
+    assert resolved["sequence_len"] == 2048 and resolved["datasets"][0]["split"] == "train"
+
+
+def test_config_errors_exit_2_without_traceback(tmp_path):
+    cfg = tmp_path / "bad.yml"
+    cfg.write_text("datasets:\n  - path: d.jsonl\n    type: input_output\n    feild: x\nlerning_rate: 1\nrelora: true\n")
+    res = run("check", str(cfg))
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert f"{cfg} has 3 problems" in res.stderr
+    assert "datasets[0].feild: unknown key. Did you mean 'field'?" in res.stderr
+    assert "lerning_rate: unknown key. Did you mean 'learning_rate'?" in res.stderr
+    assert "relora: axolotl key not supported by newtune yet" in res.stderr
+    res = run("check", str(cfg), "--set", "lerning_rate=2")
+    assert res.returncode == 2
+    res = run("check", str(tmp_path / "missing.yml"))
+    assert res.returncode == 2 and "file not found" in res.stderr and "Traceback" not in res.stderr
