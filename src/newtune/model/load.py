@@ -1,0 +1,185 @@
+"""Load the base model: the embedded default, a local HF directory, a .gguf file or a hub id.
+
+The embedded SmolLM2-135M-Instruct ships as a GGUF file; it is converted once into a cached HF
+(safetensors) directory, atomically, so later loads take seconds instead of a dequantisation pass.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from newtune import embedded
+from newtune.config.model import ModelConfig
+from newtune.errors import ModelError
+
+log = logging.getLogger("newtune.model")
+
+
+def ensure_embedded_converted() -> Path:
+    """The embedded model as a cached HF directory, converted from its GGUF on first use."""
+    from filelock import FileLock
+
+    target = embedded.converted_dir()
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "config.json").exists():  # another process finished while we waited
+            return target
+        gguf = embedded.gguf_path()
+        log.info("converting the embedded model %s to %s (once)", gguf.name, target)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+        tmp.chmod(0o755)
+        try:
+            convert_gguf(gguf, tmp)
+            if target.exists():  # a half-written leftover from an old layout; the lock makes this safe
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> None:
+    """Dequantise a GGUF file into a plain float32 HF directory (model + tokenizer)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # the weights are already dequantised; save them as plain tensors
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out_dir)
+
+
+def resolve_model_dir(model_cfg: ModelConfig) -> Path:
+    """The local directory holding the base model (converting the embedded one if needed).
+
+    Hub ids resolve through the local HF cache only when it already holds them.
+    """
+    src = model_cfg.base_model
+    if embedded.is_embedded(src):
+        return ensure_embedded_converted()
+    path = Path(src).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError("base_model", f"GGUF file {path} does not exist")
+        return path.parent
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelError("base_model", f"{path} has no config.json, so it is not a Hugging Face model directory")
+        return path
+    if looks_like_path(src):
+        raise ModelError("base_model", f"{src} does not exist", "give a local model directory, a .gguf file or a hub id")
+    return hub_snapshot(src, model_cfg.revision_of_model)
+
+
+def looks_like_path(src: str) -> bool:
+    """'./x', '/x', '~/x' or 'a/b/c' are paths; 'gpt2' and 'org/name' may be hub ids."""
+    return src.startswith((".", "/", "~")) or src.count("/") > 1
+
+
+def hub_snapshot(repo_id: str, revision: str | None) -> Path:
+    """A hub model from the local HF cache, or a download; offline → one ModelError saying what to do."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py"]))
+    except Exception as e:  # LocalEntryNotFound, connection errors, repo not found, gated repos ...
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ModelError(
+            "base_model",
+            f"'{repo_id}' is not a local path, and the model hub could not provide it ({type(e).__name__}: {first})",
+            "when offline (HF_HUB_OFFLINE=1 or no connection), download the model elsewhere and set base_model "
+            "to its local directory, or omit base_model to use the embedded SmolLM2-135M-Instruct",
+        ) from None
+
+
+def attention_kernel(model_cfg: ModelConfig) -> str:
+    """attn_implementation, else flash_attention / sdp_attention, else sdpa."""
+    name = model_cfg.attn_implementation
+    if name is None:
+        name = "flash_attention_2" if model_cfg.flash_attention else "eager" if model_cfg.sdp_attention is False else "sdpa"
+    if name == "flash_attention_2":
+        import torch
+
+        if importlib.util.find_spec("flash_attn") is None:
+            raise ModelError("flash_attention", "flash-attention 2 needs the flash-attn package, which is not installed",
+                             "pip install flash-attn, or remove flash_attention to use sdpa")
+        if not torch.cuda.is_available():
+            raise ModelError("flash_attention", "flash-attention 2 needs a CUDA GPU, and none is available",
+                             "remove flash_attention (sdpa is the default)")
+    return name
+
+
+def load_model(model_cfg: ModelConfig, tokenizer: Any, *, dtype: Any, device: Any = None) -> Any:
+    """The base model in `dtype`, on `device`, with embeddings grown to the tokenizer when it grew."""
+    from transformers import AutoModelForCausalLM
+
+    src = model_cfg.base_model
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": model_cfg.trust_remote_code,
+                              "attn_implementation": attention_kernel(model_cfg)}
+    if model_cfg.load_in_4bit or model_cfg.load_in_8bit:
+        kwargs["quantization_config"] = bnb_config(model_cfg, dtype)
+        kwargs["device_map"] = {"": device or 0}
+    model_dir = resolve_model_dir(model_cfg)
+    gguf = Path(src).expanduser() if src and src.endswith(".gguf") else None
+    where = f"{gguf}" if gguf else f"{embedded.EMBEDDED_NAME} ({model_dir})" if embedded.is_embedded(src) else str(model_dir)
+    log.info("loading base model %s", where)
+    try:
+        if gguf is not None:
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
+            model.hf_quantizer = None
+        else:
+            model = AutoModelForCausalLM.from_pretrained(model_dir, revision=None, **kwargs)
+    except (OSError, ValueError) as e:
+        raise ModelError("base_model", f"cannot load a causal LM from {where}: {str(e).splitlines()[0]}") from None
+    grow_embeddings(model, tokenizer)
+    if device is not None and "device_map" not in kwargs:
+        model.to(device)
+    return model
+
+
+def grow_embeddings(model: Any, tokenizer: Any) -> bool:
+    """Resize the token embeddings when the tokenizer has more tokens than the model; True if resized."""
+    n = len(tokenizer)
+    if n <= model.get_input_embeddings().weight.shape[0]:
+        return False
+    log.info("resizing token embeddings %d → %d for added tokens", model.get_input_embeddings().weight.shape[0], n)
+    model.resize_token_embeddings(n, mean_resizing=True)
+    return True
+
+
+def bnb_config(model_cfg: ModelConfig, dtype: Any) -> Any:
+    """bitsandbytes quantisation (4-bit NF4 for QLoRA, or 8-bit); needs a CUDA GPU and the package."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ModelError("load_in_4bit" if model_cfg.load_in_4bit else "load_in_8bit",
+                         "QLoRA and 4/8-bit loading need a CUDA GPU (bitsandbytes), and none is available",
+                         "use adapter: lora without load_in_4bit/load_in_8bit on this machine")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelError("load_in_4bit", "4/8-bit loading needs the bitsandbytes package", "pip install bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    if model_cfg.load_in_8bit:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32)
+
+
+def load_tokenizer_for(model_cfg: ModelConfig) -> Any:
+    """The run's tokenizer: data/tokenizer.tokenizer_for when it exists (adds special_tokens/tokens)."""
+    from newtune.data import tokenizer as tokmod
+
+    if hasattr(tokmod, "tokenizer_for"):
+        return tokmod.tokenizer_for(model_cfg)
+    return tokmod.load_tokenizer(model_cfg.tokenizer_config or model_cfg.base_model, model_cfg.trust_remote_code)
