@@ -13,9 +13,13 @@ from typing import Any
 
 from newtune.config.data import DataConfig, DatasetConfig
 from newtune.data.encode import encode_joined, encode_pieces
-from newtune.data.formats import FORMATS
+from newtune.data.formats import FORMATS, completion, pretokenized
 from newtune.data.tokenizer import tokenizer_info
-from newtune.data.types import Encoded, FormatContext, Row
+from newtune.data.types import Encoded, Format, FormatContext, Row
+
+PRETOKENIZED = Format(pretokenized.to_tokens, "tokens", "rows with input_ids (and labels), no type:")
+# Types whose one row may become several training rows: name → (Encoded, sequence_len) → rows.
+ROW_SPLITTERS = {"completion": completion.split_chunks}
 
 
 def format_context(data: DataConfig, tokenizer: Any) -> FormatContext:
@@ -30,7 +34,7 @@ def format_context(data: DataConfig, tokenizer: Any) -> FormatContext:
 def encode_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Any,
                 ctx: FormatContext | None = None) -> list[Encoded]:
     """Encode a batch of rows of dataset `ds`. Errors in a row propagate to the caller (which names the row)."""
-    fmt = FORMATS[ds.type_name]
+    fmt = FORMATS[ds.type_name] if ds.type is not None else PRETOKENIZED
     ctx = ctx or format_context(data, tokenizer)
     outputs = [fmt.fn(row, ds, ctx) for row in rows]
     if fmt.kind == "segments":
@@ -40,6 +44,14 @@ def encode_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokeni
 
         return encode_joined([render_segments(conv, ds, data, tokenizer) for conv in outputs], tokenizer)
     return outputs  # type: ignore[return-value]
+
+
+def expand_rows(encoded: list[Encoded], ds: DatasetConfig, sequence_len: int) -> list[list[Encoded]]:
+    """Each encoded row → the training rows it becomes (one, or chunks for `completion`)."""
+    split = ROW_SPLITTERS.get(ds.type_name) if ds.type is not None else None
+    if split is None:
+        return [[e] for e in encoded]
+    return [split(e, sequence_len) for e in encoded]
 
 
 def encode_row(ds: DatasetConfig | str, row: Row, tokenizer: Any, **data_keys: Any) -> Encoded:

@@ -1,0 +1,221 @@
+"""source → format → encode → filter → cache → seeded shuffle and split: `prepare(cfg.data, tok, seed=)`.
+
+The cache holds the encoded, filtered, deduplicated rows in source order; shuffling and the
+val_set_size split are redone from the seed each time (cheap index work).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from newtune.config.data import DataConfig, DatasetConfig
+from newtune.data import cache
+from newtune.data.rowcodec import encode_rows, expand_rows, format_context
+from newtune.data.sources import RowBatch, iter_batches, local_files
+from newtune.data.types import IGNORE, Encoded, FormatContext
+from newtune.errors import DataError, NewtuneError
+
+MIN_LEN = 2  # rows shorter than this teach nothing (axolotl's min_sample_len default)
+ZERO_SHOWN = 5  # rows named in the zero-trainable warning
+EVAL_FILE = "eval.arrow"
+
+
+@dataclass
+class PartStats:
+    """What happened to the rows of one part (train or test datasets)."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    tokens: int = 0
+    trainable: int = 0
+    truncated: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    zero_trainable: int = 0
+    zero_trainable_rows: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+
+@dataclass
+class Summary:
+    train: PartStats
+    test: PartStats | None
+    train_rows: int = 0
+    eval_rows: int = 0
+    seconds: float = 0.0
+    cached: bool = False
+    cache_path: str = ""
+
+
+@dataclass
+class PreparedData:
+    train: Any  # datasets.Dataset: input_ids, labels, length
+    eval: Any | None
+    summary: Summary
+
+
+def prepare(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None) -> PreparedData:
+    """Encode (or reuse the cache), then shuffle and split as the config says."""
+    from newtune.data.tokenizer import fingerprint
+
+    start = time.perf_counter()
+    if not data.datasets:
+        raise DataError("datasets", "no datasets to prepare")
+    root = cache.cache_dir(data)
+    key = cache.cache_key(data.model_dump_json(), fingerprint(tokenizer), source_identities(data))
+    with cache.locked(root, key):
+        entry = cache.lookup(root, key)
+        cached = entry is not None
+        if entry is None:
+            if console is not None:
+                console.print(f"[dim]tokenizing → {root / key}[/dim]")
+            with cache.staging(root, key) as tmp:
+                stats = build(data, tokenizer, tmp)
+                cache.write_meta(tmp, stats)
+            entry = root / key
+    meta = cache.read_meta(entry)
+    rows = cache.open_rows(entry / cache.ROWS_FILE)
+    test = cache.open_rows(entry / EVAL_FILE) if (entry / EVAL_FILE).exists() else None
+    train, evalset = shuffle_split(rows, data, seed)
+    if test is not None:
+        evalset = test
+    summary = Summary(train=PartStats(**meta["train"]), test=PartStats(**meta["test"]) if meta.get("test") else None,
+                      train_rows=len(train), eval_rows=len(evalset) if evalset is not None else 0,
+                      seconds=time.perf_counter() - start, cached=cached, cache_path=str(entry))
+    return PreparedData(train, evalset, summary)
+
+
+def source_identities(data: DataConfig) -> list[str]:
+    """size+mtime of every local file read; hub ids stand for themselves (with their revision)."""
+    out = []
+    for ds in [*data.datasets, *(data.test_datasets or [])]:
+        files = local_files(ds)
+        out += [cache.file_identity(f) for f in files] if files is not None else [f"hub:{ds.path}@{ds.revision}"]
+    return out
+
+
+def build(data: DataConfig, tokenizer: Any, directory: Path) -> dict:
+    """Encode every part into Arrow files in `directory`; return the stats (stored as the cache meta)."""
+    ctx = format_context(data, tokenizer)
+    seen: set[bytes] | None = set() if data.dataset_exact_deduplication else None
+    train = encode_part(data.datasets, data, tokenizer, ctx, directory / cache.ROWS_FILE, seen)
+    test = None
+    if data.test_datasets:
+        test = encode_part(data.test_datasets, data, tokenizer, ctx, directory / EVAL_FILE, seen)
+    if train.rows_out == 0:
+        raise DataError("datasets", f"no training rows left ({describe_drops(train) or 'the datasets are empty'})",
+                        "check the dataset paths, sequence_len and excess_length_strategy")
+    return {"train": asdict(train), "test": asdict(test) if test else None}
+
+
+def describe_drops(stats: PartStats) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in stats.dropped.items())
+
+
+def encode_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, ctx: FormatContext, path: Path,
+                seen: set[bytes] | None) -> PartStats:
+    stats = PartStats()
+    sink = cache.ArrowRows(path)
+    try:
+        for ds in entries:
+            for batch in iter_batches(ds):
+                stats.rows_in += len(batch.rows)
+                for encs, where in zip(expand_rows(encode_batch(batch, ds, data, tok, ctx), ds, data.sequence_len),
+                                       batch.where, strict=True):
+                    for enc in encs:
+                        keep(enc, where, data, stats, sink, seen)
+    finally:
+        sink.close()
+    return stats
+
+
+def encode_batch(batch: RowBatch, ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext) -> list[Encoded]:
+    """Encode a batch; if it fails, find the failing row and name it with its file and line."""
+    try:
+        return encode_rows(batch.rows, ds, data, tok, ctx)
+    except Exception:
+        pass
+    for row, where in zip(batch.rows, batch.where, strict=True):
+        try:
+            encode_rows([row], ds, data, tok, ctx)
+        except NewtuneError as e:
+            raise DataError(f"{where}: {e.where}" if e.where else where, e.problem, e.hint) from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise row_error(e, row, where, ds) from None
+    raise AssertionError("a batch failed to encode but each row alone encoded")  # pragma: no cover
+
+
+def row_error(e: Exception, row: dict, where: str, ds: DatasetConfig) -> DataError:
+    fields = ", ".join(row) or "no fields"
+    label = f"{where} ({ds.type_name or 'pre-tokenized'})"
+    if isinstance(e, KeyError):
+        return DataError(label, f"missing field {e.args[0]!r} (row has: {fields})",
+                         "fix the row, or map the field names in this dataset's config")
+    return DataError(label, f"{type(e).__name__}: {e} (row has: {fields})",
+                     "check the types of this row's fields against the dataset type")
+
+
+def keep(enc: Encoded, where: str, data: DataConfig, stats: PartStats, sink: cache.ArrowRows,
+         seen: set[bytes] | None) -> None:
+    """Length policy, dedup and stats for one encoded row; survivors go to the sink."""
+    ids, labels = enc["input_ids"], enc["labels"]
+    n = len(ids)
+    if n > data.sequence_len:
+        if data.excess_length_strategy == "raise":
+            raise DataError(where, f"row has {n} tokens, more than sequence_len ({data.sequence_len})",
+                            "raise sequence_len, or set excess_length_strategy: drop or truncate")
+        if data.excess_length_strategy == "drop":
+            stats.drop(f"longer than sequence_len ({data.sequence_len})")
+            return
+        ids, labels = ids[: data.sequence_len], labels[: data.sequence_len]
+        stats.truncated += 1
+        n = data.sequence_len
+    if n < MIN_LEN:
+        stats.drop(f"shorter than {MIN_LEN} tokens")
+        return
+    if seen is not None:
+        digest = row_digest(ids, labels)
+        if digest in seen:
+            stats.drop("exact duplicates")
+            return
+        seen.add(digest)
+    trained = n - labels.count(IGNORE)
+    if trained == 0:
+        stats.zero_trainable += 1
+        if len(stats.zero_trainable_rows) < ZERO_SHOWN:
+            stats.zero_trainable_rows.append(where)
+    stats.rows_out += 1
+    stats.tokens += n
+    stats.trainable += trained
+    sink.add(ids, labels)
+
+
+def row_digest(ids: list[int], labels: list[int]) -> bytes:
+    import hashlib
+    from array import array
+
+    h = hashlib.blake2b(array("q", ids).tobytes(), digest_size=16)
+    h.update(array("q", labels).tobytes())
+    return h.digest()
+
+
+def shuffle_split(rows: Any, data: DataConfig, seed: int) -> tuple[Any, Any | None]:
+    """Seeded shuffle (shuffle_merged_datasets) and val_set_size split: a fraction (<1) or a count."""
+    import numpy as np
+
+    n = len(rows)
+    n_eval = int(round(data.val_set_size * n)) if data.val_set_size < 1 else int(data.val_set_size)
+    if data.val_set_size and not 0 < n_eval < n:
+        raise DataError("val_set_size", f"val_set_size {data.val_set_size} leaves {n - n_eval} of {n} rows to train on",
+                        "use a smaller val_set_size or more data")
+    if not data.shuffle_merged_datasets and not n_eval:
+        return rows, None
+    order = np.random.default_rng(seed).permutation(n)
+    eval_idx = np.sort(order[:n_eval]) if n_eval else None
+    train_idx = order[n_eval:] if data.shuffle_merged_datasets else np.sort(order[n_eval:])
+    train = rows.select(train_idx, keep_in_memory=True)
+    return train, rows.select(eval_idx, keep_in_memory=True) if eval_idx is not None else None
