@@ -1,0 +1,60 @@
+"""Precision choice: bf16 auto only where the hardware does it natively and fast; fp16 needs a GPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from newtune.config.train import TrainConfig
+from newtune.errors import NewtuneError
+from newtune.train import precision
+from newtune.train.precision import Precision, cpu_has_bf16, resolve_precision
+
+SPR = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+SKYLAKE = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n"
+
+
+def test_cpu_bf16_flags_are_read_from_cpuinfo():
+    assert cpu_has_bf16(SPR) is True
+    assert cpu_has_bf16(SKYLAKE) is False
+    assert cpu_has_bf16("") is False
+
+
+def test_auto_on_cpu_is_fp32_even_with_bf16_flags():
+    p = resolve_precision(TrainConfig(bf16="auto"), adapter="lora", device_type="cpu")
+    assert (p.dtype, p.mixed_precision) == ("float32", "no")
+
+
+def test_auto_on_gpu_with_bf16_is_bf16(monkeypatch):
+    monkeypatch.setattr(precision, "cuda_bf16", lambda: True)
+    assert resolve_precision(TrainConfig(), adapter=None, device_type="cuda") == Precision(
+        "bfloat16", "bf16", "bf16: auto on a GPU with bf16")
+
+
+def test_auto_on_gpu_without_bf16_is_fp32(monkeypatch):
+    monkeypatch.setattr(precision, "cuda_bf16", lambda: False)
+    p = resolve_precision(TrainConfig(), adapter=None, device_type="cuda")
+    assert (p.dtype, p.mixed_precision) == ("float32", "no")
+
+
+def test_explicit_bf16_and_false():
+    p = resolve_precision(TrainConfig(bf16=True), adapter=None, device_type="cpu")
+    assert (p.dtype, p.mixed_precision) == ("bfloat16", "bf16")
+    p = resolve_precision(TrainConfig(bf16=False), adapter=None, device_type="cpu")
+    assert (p.dtype, p.mixed_precision) == ("float32", "no")
+
+
+def test_bf16_true_on_gpu_without_bf16_is_an_error(monkeypatch):
+    monkeypatch.setattr(precision, "cuda_bf16", lambda: False)
+    with pytest.raises(NewtuneError, match="does not support bf16"):
+        resolve_precision(TrainConfig(bf16=True), adapter=None, device_type="cuda")
+
+
+def test_fp16_needs_a_gpu():
+    with pytest.raises(NewtuneError, match="fp16 training needs a CUDA GPU") as e:
+        resolve_precision(TrainConfig(fp16=True, bf16=False), adapter="lora", device_type="cpu")
+    assert e.value.where == "fp16"
+
+
+def test_fp16_keeps_fp32_weights_for_full_finetunes():
+    assert resolve_precision(TrainConfig(fp16=True, bf16=False), adapter=None, device_type="cuda").dtype == "float32"
+    assert resolve_precision(TrainConfig(fp16=True, bf16=False), adapter="lora", device_type="cuda").dtype == "float16"
