@@ -55,3 +55,23 @@ def encode_joined(batch: Sequence[Sequence[Segment]], tokenizer: Any) -> list[En
             labels.append(tid if flags[k] else IGNORE)
         out.append({"input_ids": list(ids), "labels": labels})
     return out
+
+
+def encode_grouped(batch: Sequence[Sequence[Sequence[Segment]]], tokenizer: Any) -> list[Encoded]:
+    """Each row is a list of pieces; each piece is tokenized on its own as `encode_joined` does.
+
+    For formats that tokenize several texts separately and mask part of one of them (axolotl's
+    pygmalion turns, reflection's full prompt). One tokenizer call per batch.
+    """
+    flat = encode_joined([piece for row in batch for piece in row], tokenizer)
+    out: list[Encoded] = []
+    k = 0
+    for row in batch:
+        ids: list[int] = []
+        labels: list[int] = []
+        for enc in flat[k : k + len(row)]:
+            ids += enc["input_ids"]
+            labels += enc["labels"]
+        k += len(row)
+        out.append({"input_ids": ids, "labels": labels})
+    return out

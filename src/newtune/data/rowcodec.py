@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from newtune.config.data import DataConfig, DatasetConfig
-from newtune.data.encode import encode_joined, encode_pieces
+from newtune.data.encode import encode_grouped, encode_joined, encode_pieces
 from newtune.data.formats import FORMATS, completion, pretokenized
 from newtune.data.tokenizer import tokenizer_info
 from newtune.data.types import Encoded, Format, FormatContext, Row
@@ -39,6 +39,8 @@ def encode_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokeni
     outputs = [fmt.fn(row, ds, ctx) for row in rows]
     if fmt.kind == "segments":
         return encode_pieces(outputs, tokenizer)
+    if fmt.kind == "pieces":
+        return encode_grouped(outputs, tokenizer)
     if fmt.kind == "conversation":
         from newtune.data.chat import render_segments
 

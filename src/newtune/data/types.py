@@ -68,8 +68,9 @@ class FormatContext:
     default_system_message: str | None = None
 
 
-FormatOutput = list[Segment] | Conversation | Encoded
-Kind = Literal["segments", "conversation", "tokens"]
+FormatOutput = list[Segment] | list[list[Segment]] | Conversation | Encoded
+# "pieces": a list of pieces, each a list of Segments tokenized together (labels by character offset)
+Kind = Literal["segments", "pieces", "conversation", "tokens"]
 
 
 @dataclass(frozen=True, slots=True)

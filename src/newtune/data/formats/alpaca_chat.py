@@ -1,0 +1,61 @@
+"""`type: alpaca_chat` and its loaders: alpaca fields in the chat style ("USER: ... ASSISTANT:").
+
+axolotl 0.21.0 prompt_strategies/alpaca_chat.py. `alpaca_chat` takes its style from the dataset's
+`conversation:` key (default chat); the loaders always use chat.
+"""
+
+from __future__ import annotations
+
+from newtune.config.data import DatasetConfig
+from newtune.data.formats.alpaca import alpaca_segments
+from newtune.data.formats.instruct import prompt_response, style_name, text
+from newtune.data.styles import Prompter, alpaca_prompter, style
+from newtune.data.types import Format, FormatContext, Row, Segment
+
+# AlpacaConcisePrompter / AlpacaChatPrompter system prompts (the no-input one says "appropriately and concisely").
+CONCISE_SYSTEM = (
+    "Below is an instruction from a USER that describes a task, paired with an input that provides further "
+    "context. The ASSISTANT writes a response that concisely and appropriately completes the request.\n\n"
+)
+CONCISE_SYSTEM_NO_INPUT = (
+    "Below is an instruction from a USER that describes a task. The ASSISTANT writes a response that "
+    "appropriately and concisely completes the request.\n\n"
+)
+
+
+def _concise() -> Prompter:
+    return Prompter(style("chat"), CONCISE_SYSTEM, CONCISE_SYSTEM_NO_INPUT)
+
+
+def alpaca_chat(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None, accepts_style=False)
+    return alpaca_segments(row, alpaca_prompter(ds.conversation or "chat"), ctx)
+
+
+def load_concise(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None, accepts_style=False)
+    return alpaca_segments(row, _concise(), ctx)
+
+
+def load_qa(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None, accepts_style=False)
+    return prompt_response(_concise().prompt(row["question"]), text(row["answer"]), ctx)
+
+
+def load_camel_ai(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None, accepts_style=False)
+    return prompt_response(_concise().prompt(row["message_1"]), text(row["message_2"]), ctx)
+
+
+def load_no_prompt(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None, accepts_style=False)
+    return alpaca_segments(row, Prompter(style("chat")), ctx)
+
+
+TYPES = {
+    "alpaca_chat": Format(alpaca_chat, "segments", "alpaca fields, chat style (or the `conversation:` style)"),
+    "alpaca_chat.load_concise": Format(load_concise, "segments", "alpaca fields, chat style, concise system prompt"),
+    "alpaca_chat.load_qa": Format(load_qa, "segments", "question/answer, chat style, concise system prompt"),
+    "alpaca_chat.load_camel_ai": Format(load_camel_ai, "segments", "message_1/message_2, chat style, concise system prompt"),
+    "alpaca_chat.load_no_prompt": Format(load_no_prompt, "segments", "alpaca fields, chat style, no system prompt"),
+}

@@ -1,0 +1,58 @@
+"""`type: alpaca_w_system` (+ loaders): alpaca fields with the system prompt taken from each row.
+
+axolotl 0.21.0 prompt_strategies/alpaca_w_system.py: `alpaca_w_system` = `.load_chat` (chat style),
+`.load_instruct`; `.load_open_orca` reads question/response/system_prompt with "### Human:" turns.
+"""
+
+from __future__ import annotations
+
+from newtune.config.data import DatasetConfig
+from newtune.data.formats.instruct import prompt_response, style_name, text
+from newtune.data.styles import PromptStyle, style
+from newtune.data.types import Format, FormatContext, Row, Segment
+
+OPEN_ORCA = PromptStyle(
+    "### Human:\n{instruction}\n### Additional Context:\n{input}\n### Assistant:\n",
+    "### Human:\n{instruction}\n### Assistant:\n",
+    "### System:\n{system}\n",
+)
+
+
+def system_segments(row: Row, fmt: PromptStyle, ctx: FormatContext) -> list[Segment]:
+    """instruction/input/output/system: the row's own system prompt, formatted when non-empty."""
+    prompt = fmt.render(row["instruction"], text(row.get("input")), text(row["system"]))
+    return prompt_response(prompt, text(row["output"]), ctx)
+
+
+def load_chat(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None, accepts_style=False)
+    return system_segments(row, style("chat"), ctx)
+
+
+def load_instruct(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None, accepts_style=False)
+    return system_segments(row, style("instruct"), ctx)
+
+
+def _orca(row: Row, fmt: PromptStyle, ctx: FormatContext) -> list[Segment]:
+    prompt = fmt.render(row["question"], "", text(row["system_prompt"]))
+    return prompt_response(prompt, text(row["response"]), ctx)
+
+
+def load_open_orca(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None, accepts_style=False)
+    return _orca(row, OPEN_ORCA, ctx)
+
+
+def load_open_orca_chatml(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None, accepts_style=False)
+    return _orca(row, style("chatml"), ctx)
+
+
+TYPES = {
+    "alpaca_w_system": Format(load_chat, "segments", "instruction/input/output/system, chat style"),
+    "alpaca_w_system.load_chat": Format(load_chat, "segments", "instruction/input/output/system, chat style"),
+    "alpaca_w_system.load_instruct": Format(load_instruct, "segments", "instruction/input/output/system, instruct style"),
+    "alpaca_w_system.load_open_orca": Format(load_open_orca, "segments", "OpenOrca: question/response/system_prompt"),
+    "alpaca_w_system.load_open_orca_chatml": Format(load_open_orca_chatml, "segments", "OpenOrca fields, chatml style"),
+}

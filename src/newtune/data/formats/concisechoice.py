@@ -1,0 +1,28 @@
+"""`type: concisechoice`: multiple choice, concise answer, always chat turns (axolotl 0.21.0).
+
+axolotl's MultipleChoiceConcisePrompter ignores the style after ':' and puts its system prompt
+before the turn without a "SYSTEM:" prefix; newtune accepts the suffix and ignores it the same way.
+"""
+
+from __future__ import annotations
+
+from newtune.config.data import DatasetConfig
+from newtune.data.formats.explainchoice import choice_fields
+from newtune.data.formats.instruct import prompt_response, style_name
+from newtune.data.styles import Prompter, PromptStyle
+from newtune.data.types import Format, FormatContext, Row, Segment
+
+CONCISE_SYSTEM = "Choose the answer that best answers the question. Be concise in your response.\n\n"
+CONCISE = Prompter(
+    PromptStyle("USER: {instruction}\n{input}\nASSISTANT:", "USER: {instruction}\nASSISTANT:", "{system}"),
+    CONCISE_SYSTEM, CONCISE_SYSTEM,
+)
+
+
+def concisechoice(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None)  # accepted and ignored, as axolotl does
+    question, choices, answer = choice_fields(row)
+    return prompt_response(CONCISE.prompt(question, choices), answer, ctx)
+
+
+TYPES = {"concisechoice": Format(concisechoice, "segments", "question/choices/solution, concise chat prompt")}

@@ -1,0 +1,49 @@
+"""`type: context_qa` (+ `.load_v2`, `.load_404`): answer a question from an article (axolotl 0.21.0).
+
+- `context_qa`: article, question, answer; chat style with a "use the context" system prompt.
+- `.load_v2`: context, question, answer as "Context: ...\\nQuestion: ...\\n" → "Answer: ...", no system.
+- `.load_404`: article, unanswerable_question → a fixed "the context does not say" answer.
+"""
+
+from __future__ import annotations
+
+from newtune.config.data import DatasetConfig
+from newtune.data.formats.instruct import prompt_response, style_name, text
+from newtune.data.styles import Prompter, PromptStyle, style
+from newtune.data.types import Format, FormatContext, Row, Segment
+
+CONTEXT_SYSTEM = "Use the following contextual information to concisely answer the question.\n"
+NOT_IN_CONTEXT = (
+    "The context provided does not contain any information about your inquiry. "
+    "Therefore, I'm unable to answer your question based on the given context."
+)
+V2 = Prompter(PromptStyle("{instruction}\n{input}", "{instruction}", "{system}"))
+
+
+def _context() -> Prompter:
+    return Prompter(style("chat"), CONTEXT_SYSTEM, CONTEXT_SYSTEM)
+
+
+def context_qa(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None, accepts_style=False)
+    prompt = _context().prompt(row["article"] + "\n===\n" + row["question"])
+    return prompt_response(prompt, text(row["answer"]), ctx)
+
+
+def load_v2(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None, accepts_style=False)
+    prompt = V2.prompt("Context: " + row["context"] + "\nQuestion: " + row["question"] + "\n")
+    return prompt_response(prompt, "Answer: " + row["answer"], ctx)
+
+
+def load_404(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None, accepts_style=False)
+    prompt = _context().prompt(row["article"] + "\n===\n" + row["unanswerable_question"])
+    return prompt_response(prompt, NOT_IN_CONTEXT, ctx)
+
+
+TYPES = {
+    "context_qa": Format(context_qa, "segments", "article/question/answer, chat style"),
+    "context_qa.load_v2": Format(load_v2, "segments", "context/question/answer, plain Context:/Question:/Answer:"),
+    "context_qa.load_404": Format(load_404, "segments", "article/unanswerable_question → fixed refusal"),
+}

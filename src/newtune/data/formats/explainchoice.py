@@ -1,0 +1,33 @@
+"""`type: explainchoice`: multiple choice answered with an explanation (axolotl 0.21.0).
+
+question, choices (a list, rendered as `- "choice"` lines in the input), and `solution` when the row
+has that field, else `explanation`.
+"""
+
+from __future__ import annotations
+
+from newtune.config.data import DatasetConfig
+from newtune.data.formats.instruct import prompt_response, style_name, text
+from newtune.data.styles import Prompter, style
+from newtune.data.types import Format, FormatContext, Row, Segment
+
+EXPLAIN_SYSTEM = "Choose the answer that best answers the question. Explain your reasoning.\n"
+
+
+def choices_text(choices: list[str]) -> str:
+    return "\n".join(f'- "{c}"' for c in choices)
+
+
+def choice_fields(row: Row) -> tuple[str, str, str]:
+    """question, rendered choices, and the solution (or explanation)."""
+    answer = row["solution"] if "solution" in row else row["explanation"]
+    return row["question"], choices_text(row["choices"]), text(answer)
+
+
+def explainchoice(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    question, choices, answer = choice_fields(row)
+    prompter = Prompter(style(style_name(ds, "instruct")), EXPLAIN_SYSTEM, EXPLAIN_SYSTEM)
+    return prompt_response(prompter.prompt(question, choices), answer, ctx)
+
+
+TYPES = {"explainchoice": Format(explainchoice, "segments", "question/choices/solution; the style after ':' (default instruct)")}

@@ -1,0 +1,24 @@
+"""`type: summarizetldr`: article → summary with a fixed TL;DR chat prompt (axolotl 0.21.0).
+
+The style after ':' is accepted and ignored, as in axolotl's SummarizeTLDRPrompter.
+"""
+
+from __future__ import annotations
+
+from newtune.config.data import DatasetConfig
+from newtune.data.formats.instruct import prompt_response, style_name, text
+from newtune.data.styles import Prompter, PromptStyle
+from newtune.data.types import Format, FormatContext, Row, Segment
+
+TLDR = Prompter(PromptStyle(
+    "USER: Summarize the following article as a TL;DR.\n{instruction}\n{input}\nASSISTANT:",
+    "USER: Summarize the following article as a TL;DR.\n{instruction}\nASSISTANT:",
+))
+
+
+def summarizetldr(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+    style_name(ds, None)  # accepted and ignored, as axolotl does
+    return prompt_response(TLDR.prompt(row["article"]), text(row["summary"]), ctx)
+
+
+TYPES = {"summarizetldr": Format(summarizetldr, "segments", "article/summary, TL;DR chat prompt")}
