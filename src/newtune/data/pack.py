@@ -77,7 +77,7 @@ def pack_lengths(lengths: Sequence[int] | np.ndarray, capacity: int, seed: int |
     bins_by_space: dict[int, list[int]] = {}  # free space -> open bins with exactly that space
     members: list[list[int]] = []
     space_left: list[int] = []
-    for row, n in zip(order.tolist(), lengths[order].tolist()):
+    for row, n in zip(order.tolist(), lengths[order].tolist(), strict=True):
         space = free.smallest_at_least(n)
         if space is None:
             b = len(members)

@@ -1,0 +1,118 @@
+"""The language-model loss as a sum over trained tokens, with the LM head applied to those tokens only.
+
+The model runs through its own forward (so peft, accelerate's autocast and DDP wrappers, gradient
+checkpointing and a NEFTune hook on the embeddings all apply) with `logits_to_keep=1`, which makes
+the built-in head project a single position. A hook on the decoder keeps its final hidden states; the
+head then runs on the rows of positions whose next label is trained, in chunks, with cross-entropy in
+fp32. A chunk's logits are recomputed in backward rather than kept, so memory for logits stays at one
+chunk instead of (batch × length × vocabulary) fp32 values.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from newtune.train.collate import Batch
+
+CHUNK_TOKENS = 1024  # trained positions per LM-head chunk: 1024 × 49k vocab × 4 B ≈ 200 MB of fp32 logits
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model inside DDP/compile and peft wrappers (same parameters, no copies)."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):  # DDP, accelerate
+            model = model.module
+        elif hasattr(model, "_orig_mod"):  # torch.compile
+            model = model._orig_mod
+        elif hasattr(model, "get_base_model") and hasattr(model, "peft_config"):
+            model = model.get_base_model()
+        else:
+            return model
+
+
+def _is_prompt_learning(model: torch.nn.Module) -> bool:
+    """peft prompt tuning / p-tuning / prefix tuning: virtual tokens the decoder sees but the batch lacks."""
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    cfg = getattr(model, "active_peft_config", None)
+    return bool(getattr(cfg, "is_prompt_learning", False))
+
+
+def fast_path_applies(model: torch.nn.Module) -> bool:
+    """Whether lm_loss_sum can skip the head on untrained positions for this model."""
+    if _is_prompt_learning(model):
+        # The hidden states hold num_virtual_tokens extra positions (or a prefix cache): the batch's
+        # positions do not index them. The plain forward handles this; we slice its logits instead.
+        return False
+    base = _unwrap(model)
+    cfg = getattr(base, "config", None)
+    if getattr(cfg, "logit_scale", None) is not None or getattr(cfg, "logits_scaling", None) is not None:
+        return False  # the head output is rescaled inside forward (Cohere, Granite): use the model's own logits
+    if not hasattr(base, "get_decoder") or base.get_output_embeddings() is None:
+        return False
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def lm_loss_sum(model: torch.nn.Module, batch: Batch, chunk_tokens: int = CHUNK_TOKENS) -> tuple[torch.Tensor, int]:
+    """(sum of token cross-entropy over trained positions, number of trained positions).
+
+    Equals `model(input_ids, labels=labels).loss * n_trained` for a padded batch; for a packed batch
+    it is the sum of the rows' losses. The caller divides by the step's trained tokens.
+    """
+    if batch.n_trained == 0:
+        zero = next(p for p in model.parameters()).new_zeros((), dtype=torch.float32)
+        return zero, 0
+    if not fast_path_applies(model):
+        return _plain_loss_sum(model, batch), batch.n_trained
+    base = _unwrap(model)
+    captured: list[torch.Tensor] = []
+
+    def keep_hidden(_module: Any, _args: Any, output: Any) -> None:
+        captured.append(output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0])
+
+    handle = base.get_decoder().register_forward_hook(keep_hidden)
+    try:
+        model(**batch.model_inputs(), logits_to_keep=1)  # the built-in head projects one position per row
+    finally:
+        handle.remove()
+    hidden = captured[-1]
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    where = batch.trained_positions.to(flat.device)
+    targets = batch.labels.reshape(-1).to(flat.device)[where + 1]
+    head = base.get_output_embeddings()
+    softcap = getattr(base.config, "final_logit_softcapping", None)
+    total = flat.new_zeros((), dtype=torch.float32)
+    n = batch.n_trained
+    for start in range(0, n, chunk_tokens):
+        h = flat.index_select(0, where[start : start + chunk_tokens])
+        t = targets[start : start + chunk_tokens]
+        if n > chunk_tokens and torch.is_grad_enabled():
+            # Recompute this chunk's logits in backward instead of keeping them: memory stays at one chunk.
+            total = total + checkpoint(_head_ce_sum, head, h, t, softcap, use_reentrant=False)
+        else:
+            total = total + _head_ce_sum(head, h, t, softcap)
+    return total, n
+
+
+def _head_ce_sum(head: torch.nn.Module, h: torch.Tensor, targets: torch.Tensor, softcap: float | None) -> torch.Tensor:
+    logits = head(h).float()
+    if softcap:
+        logits = softcap * torch.tanh(logits / softcap)
+    return F.cross_entropy(logits, targets, reduction="sum")
+
+
+def _plain_loss_sum(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """Fallback: the model's full logits, then CE on trained positions (full fp32 logits alive here)."""
+    out = model(**batch.model_inputs())
+    logits = out.logits
+    seq = batch.input_ids.shape[1]
+    logits = logits[:, -seq:]  # prompt tuning prepends num_virtual_tokens positions; the batch's are last
+    flat = logits.reshape(-1, logits.shape[-1])
+    where = batch.trained_positions.to(flat.device)
+    targets = batch.labels.reshape(-1).to(flat.device)[where + 1]
+    return F.cross_entropy(flat.index_select(0, where).float(), targets, reduction="sum")

@@ -1,0 +1,188 @@
+"""lm_loss_sum: equals the reference loss, packed equals unpacked, and accumulation is exact."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import tiny_model
+from newtune.train.collate import pack_batch, pad_batch, step_token_count
+from newtune.train.loss import fast_path_applies, lm_loss_sum
+
+VOCAB = 512
+
+
+def make_rows(seed: int = 0, lengths=(9, 5, 12, 7)) -> list[dict]:
+    """Rows with a masked prompt and a trained answer, and every other row trained from its first token."""
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for i, n in enumerate(lengths):
+        ids = torch.randint(3, VOCAB, (n,), generator=g).tolist()
+        prompt = n // 3 if i % 2 == 0 else 0
+        rows.append({"input_ids": ids, "labels": [-100] * prompt + ids[prompt:]})
+    return rows
+
+
+def reference_sum(model, batch) -> torch.Tensor:
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
+    return out.loss * batch.n_trained
+
+
+def grads(model) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def per_row_losses(model, batch) -> list[float]:
+    """Token-mean loss of each packed row, from the model's full logits over the packed sequence."""
+    logits = model(**batch.model_inputs()).logits[0]
+    ce = F.cross_entropy(logits[:-1], batch.labels[0, 1:], reduction="none", ignore_index=-100)
+    starts = (batch.position_ids[0] == 0).nonzero().flatten().tolist() + [batch.input_ids.shape[1]]
+    trained = batch.labels[0, 1:] != -100
+    out = []
+    for s, e in zip(starts[:-1], starts[1:], strict=True):
+        m = trained[s : e - 1]
+        if m.any():
+            out.append((ce[s : e - 1][m].sum() / m.sum()).item())
+    return out
+
+
+def test_matches_reference_loss_times_trained_tokens():
+    model = tiny_model(VOCAB)
+    batch = pad_batch(make_rows(), pad_id=0)
+    got, n = lm_loss_sum(model, batch)
+    assert n == batch.n_trained == 24  # 6 + 4 + 8 + 6: a row's first token is never a target
+    torch.testing.assert_close(got, reference_sum(model, batch), rtol=1e-5, atol=1e-5)
+
+
+def test_packed_rows_have_the_same_loss_and_gradients_as_unpacked():
+    rows = make_rows()
+    model = tiny_model(VOCAB)
+    packed = pack_batch([rows], pad_id=0, pad_to=40)
+    # Each row's loss inside the pack equals its loss alone: attention and positions stay within a row.
+    alone = [model(input_ids=torch.tensor([r["input_ids"]]), labels=torch.tensor([r["labels"]])).loss.item()
+             for r in rows]
+    assert per_row_losses(model, packed) == pytest.approx(alone, rel=1e-5)
+
+    loss_p, n_p = lm_loss_sum(model, packed)
+    loss_p.backward()
+    g_packed = grads(model)
+    model.zero_grad()
+    loss_u, n_u = lm_loss_sum(model, pad_batch(rows, pad_id=0))
+    loss_u.backward()
+    assert n_p == n_u
+    torch.testing.assert_close(loss_p, loss_u, rtol=1e-5, atol=1e-5)
+    for name, g in grads(model).items():
+        torch.testing.assert_close(g_packed[name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_kv_cache_turns_off_packed_attention_which_is_why_batches_pass_use_cache_false():
+    # transformers only reads packed position_ids when no cache is passed. If this stops failing
+    # with use_cache=True, upstream changed and Batch.model_inputs' use_cache=False may be dropped.
+    rows = make_rows()
+    model = tiny_model(VOCAB)
+    packed = pack_batch([rows], pad_id=0)
+    leaky = {**packed.model_inputs(), "use_cache": True}
+    assert not torch.allclose(model(**leaky).logits, model(**packed.model_inputs()).logits, atol=1e-4)
+
+
+def test_chunked_head_with_recompute_matches_one_chunk():
+    model = tiny_model(VOCAB)
+    batch = pad_batch(make_rows(), pad_id=0)
+    whole, _ = lm_loss_sum(model, batch, chunk_tokens=10_000)
+    whole.backward()
+    g_whole = grads(model)
+    model.zero_grad()
+    chunked, _ = lm_loss_sum(model, batch, chunk_tokens=5)
+    chunked.backward()
+    torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=1e-6)
+    for name, g in grads(model).items():
+        torch.testing.assert_close(g, g_whole[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_accumulation_by_step_token_count_is_exact_and_per_micro_batch_mean_is_not():
+    rows = make_rows(lengths=(6, 14, 4, 11))
+    model = tiny_model(VOCAB)
+    full = pad_batch(rows, pad_id=0)
+    loss, _ = lm_loss_sum(model, full)
+    (loss / step_token_count([full])).backward()
+    g_full = grads(model)
+
+    micro = [pad_batch([r], pad_id=0) for r in rows]
+    total = step_token_count(micro)
+    assert total == full.n_trained
+    model.zero_grad()
+    for mb in micro:
+        loss, _ = lm_loss_sum(model, mb)
+        (loss / total).backward()
+    for name, g in grads(model).items():
+        torch.testing.assert_close(g, g_full[name], rtol=1e-4, atol=1e-7, msg=name)
+
+    # The naive way: mean per micro-batch, divided by the number of micro-batches.
+    model.zero_grad()
+    for mb in micro:
+        loss, n = lm_loss_sum(model, mb)
+        (loss / n / len(micro)).backward()
+    naive = grads(model)
+    assert not torch.allclose(naive["model.embed_tokens.weight"], g_full["model.embed_tokens.weight"], rtol=1e-3)
+
+
+def test_untied_head_and_lora_on_all_linear_layers_including_the_head():
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = tiny_model(VOCAB)
+    model.config.tie_word_embeddings = False
+    model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, target_modules=[
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"]))
+    assert fast_path_applies(peft_model)
+    batch = pack_batch([make_rows()], pad_id=0)
+    got, _ = lm_loss_sum(peft_model, batch)
+    got.backward()
+    g_fast = grads(peft_model)
+    assert any("lm_head.lora_A" in n for n in g_fast)
+    peft_model.zero_grad()
+    logits = peft_model(**batch.model_inputs()).logits[0]
+    ref = F.cross_entropy(logits[:-1], batch.labels[0, 1:], reduction="sum", ignore_index=-100)
+    ref.backward()
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    for name, g in grads(peft_model).items():
+        torch.testing.assert_close(g_fast[name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_neftune_hook_on_embeddings_is_applied():
+    model = tiny_model(VOCAB)
+    batch = pad_batch(make_rows(), pad_id=0)
+    clean, _ = lm_loss_sum(model, batch)
+    noise = torch.randn(batch.input_ids.shape + (64,), generator=torch.Generator().manual_seed(1))
+    handle = model.get_input_embeddings().register_forward_hook(lambda m, a, out: out + noise)
+    try:
+        noisy, _ = lm_loss_sum(model, batch)
+        ref = reference_sum(model, batch)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(noisy, ref, rtol=1e-5, atol=1e-5)
+    assert abs(noisy.item() - clean.item()) > 1e-3
+
+
+def test_prompt_tuning_falls_back_to_the_plain_forward():
+    from peft import PromptTuningConfig, get_peft_model
+
+    model = get_peft_model(tiny_model(VOCAB), PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3))
+    assert not fast_path_applies(model)
+    rows = make_rows()
+    batch = pad_batch(rows, pad_id=0)
+    got, n = lm_loss_sum(model, batch)
+    # peft's own loss also predicts each row's first token from the last virtual token; ours never does.
+    labels = batch.labels.clone()
+    labels[:, 0] = -100
+    ref = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=labels).loss * n
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_no_trained_tokens_gives_zero():
+    model = tiny_model(VOCAB)
+    batch = pad_batch([{"input_ids": [5, 6, 7], "labels": [-100, -100, -100]}], pad_id=0)
+    loss, n = lm_loss_sum(model, batch)
+    assert n == 0 and loss.item() == 0.0
