@@ -1,0 +1,127 @@
+"""What every checkpoint carries besides weights: the resolved config, the tokenizer with the chat
+template used in training, and prompt_format.json saying how to build a prompt at inference.
+
+prompt_format.json, one of three kinds:
+  {"kind": "chat", "type": "chat_template", "system": null}          chat template in the tokenizer
+  {"kind": "instruct", "type": "alpaca", "prompt_field": "instruction", "dataset": {...}}
+                                                       the format renders a row holding only the prompt
+  {"kind": "raw", "type": "completion"}                the prompt text is used as is
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from newtune.config.data import DataConfig, DatasetConfig
+from newtune.config.run import RunConfig
+
+CONFIG_FILE = "newtune.yml"
+PROMPT_FORMAT_FILE = "prompt_format.json"
+# Used when the config asks for chatml, or for tokenizer_default on a tokenizer that has no template.
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def save_artifacts(out_dir: str | Path, cfg: RunConfig, tokenizer: Any) -> dict:
+    """Write newtune.yml, the tokenizer (with the training chat template) and prompt_format.json."""
+    import yaml
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fmt = describe_prompt_format(cfg.data, tokenizer)
+    if fmt["kind"] == "chat":
+        tokenizer.chat_template = fmt.pop("template")
+    tokenizer.save_pretrained(out)
+    write_atomic(out / CONFIG_FILE, yaml.safe_dump(cfg.flat(), sort_keys=False, allow_unicode=True))
+    write_atomic(out / PROMPT_FORMAT_FILE, json.dumps(fmt, indent=2, ensure_ascii=False) + "\n")
+    return fmt
+
+
+def read_prompt_format(model_dir: str | Path) -> dict | None:
+    path = Path(model_dir) / PROMPT_FORMAT_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def describe_prompt_format(data: DataConfig, tokenizer: Any) -> dict:
+    """How the first training dataset turns a user's prompt into model input (see module doc)."""
+    if not data.datasets or data.datasets[0].type is None:
+        return {"kind": "raw", "type": None}
+    from newtune.data.formats import FORMATS
+
+    ds = data.datasets[0]
+    fmt = FORMATS[ds.type_name]
+    if fmt.kind == "conversation":
+        system = data.default_system_message
+        return {"kind": "chat", "type": ds.type_name, "system": system, "template": training_chat_template(data, ds, tokenizer)}
+    if fmt.kind == "segments":
+        field = prompt_field(ds, data, tokenizer)
+        if field is not None:
+            dataset = ds.model_dump(mode="json", exclude_defaults=True)
+            return {"kind": "instruct", "type": ds.type_name, "prompt_field": field, "dataset": dataset}
+    return {"kind": "raw", "type": ds.type_name}
+
+
+def training_chat_template(data: DataConfig, ds: DatasetConfig, tokenizer: Any) -> str:
+    """The Jinja template training rendered conversations with (dataset keys override top-level ones)."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("newtune.data.chat") is not None:
+        chat = importlib.import_module("newtune.data.chat")
+        if hasattr(chat, "resolve_template"):
+            return chat.resolve_template(ds, data, tokenizer)
+    name = ds.chat_template or data.chat_template or "tokenizer_default"
+    jinja = ds.chat_template_jinja or data.chat_template_jinja
+    if name == "jinja" or (jinja and name == "tokenizer_default"):
+        return Path(jinja).read_text() if jinja and jinja.endswith(".jinja") else jinja
+    if name == "chatml":
+        return CHATML
+    own = getattr(tokenizer, "chat_template", None)
+    return own if isinstance(own, str) and own else CHATML
+
+
+class ProbeRow(dict):
+    """A row whose every field reads as a distinct marker, recording the order fields are read in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: list[str] = []
+
+    def __missing__(self, key: str) -> str:
+        self.read.append(key)
+        return f"\x00{key}\x00"
+
+    def get(self, key: str, default: Any = None) -> str:
+        return self[key]
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+def prompt_field(ds: DatasetConfig, data: DataConfig, tokenizer: Any) -> str | None:
+    """The row field that holds the instruction: the first field read that lands in the untrained prompt."""
+    from newtune.data.formats import FORMATS
+    from newtune.data.rowcodec import format_context
+
+    ctx = dataclasses.replace(format_context(data, tokenizer), train_on_inputs=False)
+    row = ProbeRow()
+    try:
+        segments = FORMATS[ds.type_name].fn(row, ds, ctx)
+        prompt = "".join(s.text for s in segments if not s.train)
+    except Exception:  # a format that needs structured fields (input_output): used raw
+        return None
+    return next((key for key in row.read if f"\x00{key}\x00" in prompt), None)

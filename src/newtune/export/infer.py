@@ -1,0 +1,152 @@
+"""`newtune inference`: answer with the trained model in output_dir, in the prompt format it was trained with."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from newtune.config.run import RunConfig
+from newtune.errors import ModelError
+from newtune.export.artifacts import describe_prompt_format, read_prompt_format
+from newtune.export.prompt import Turn, prompt_ids
+
+log = logging.getLogger("newtune.export")
+EXIT_WORDS = ("/exit", "/quit")
+
+
+def run_inference(cfg: RunConfig, console: Any, out: Any, *, prompt: str | None, chat: bool,
+                  max_new_tokens: int, temperature: float, base: bool) -> list[str]:
+    """Answer `prompt` (stdin when None), or chat turn by turn with --chat; returns the answers."""
+    model, tokenizer, fmt = load_for_inference(cfg, console, base=base)
+    stops = stop_token_ids(model, tokenizer, cfg.data.eot_tokens)
+
+    def answer(history: list[Turn]) -> str:
+        ids = prompt_ids(fmt, history, tokenizer, cfg.data)
+        return generate(model, tokenizer, ids, max_new_tokens=max_new_tokens, temperature=temperature,
+                        stop_ids=stops, on_text=lambda t: out.print(t, end="", markup=False, highlight=False, soft_wrap=True))
+
+    if not chat:
+        text = prompt if prompt is not None else sys.stdin.read().strip()
+        if not text:
+            raise ModelError("--prompt", "no prompt given", "pass --prompt TEXT, pipe text on stdin, or use --chat")
+        reply = answer([Turn("user", text)])
+        out.print()
+        return [reply]
+    console.print(f"[dim]chat with the {'base' if base else 'fine-tuned'} model; an empty line or /exit ends it[/dim]")
+    history: list[Turn] = []
+    replies: list[str] = []
+    text = prompt
+    while True:
+        if text is None:
+            try:
+                text = console.input("[bold cyan]you>[/bold cyan] ")
+            except EOFError:
+                break
+        if not text.strip() or text.strip() in EXIT_WORDS:
+            break
+        history.append(Turn("user", text))
+        out.print("[bold green]model>[/bold green] ", end="")
+        reply = answer(history)
+        out.print()
+        history.append(Turn("assistant", reply))
+        replies.append(reply)
+        text = None
+    return replies
+
+
+def load_for_inference(cfg: RunConfig, console: Any, *, base: bool) -> tuple[Any, Any, dict]:
+    """(model in eval mode, tokenizer, prompt format) from output_dir, or the base model with `base`."""
+    from newtune.model.load import load_model, load_tokenizer_for
+
+    trained = Path(cfg.train.output_dir)
+    has_adapter = (trained / "adapter_config.json").exists()
+    has_full = (trained / "config.json").exists()
+    if not base and not (has_adapter or has_full):
+        raise ModelError("output_dir", f"{trained} holds no trained model (no adapter_config.json or config.json)",
+                         "run `newtune train CONFIG` first, or pass --base to answer with the base model")
+    tokenizer = load_tokenizer_from(trained) if (trained / "tokenizer_config.json").exists() else load_tokenizer_for(cfg.model)
+    fmt = read_prompt_format(trained)
+    if fmt is None:
+        fmt = describe_prompt_format(cfg.data, tokenizer)
+        if fmt["kind"] == "chat":
+            tokenizer.chat_template = fmt.pop("template")
+    dtype = inference_dtype()
+    if not base and has_full and not has_adapter:
+        console.print(f"[dim]model: fully fine-tuned weights in {trained}[/dim]")
+        model = load_full(trained, dtype, cfg.model.trust_remote_code)
+    else:
+        model = load_model(cfg.model, tokenizer, dtype=dtype, device=device())
+        if not base:
+            from peft import PeftModel
+
+            console.print(f"[dim]model: base {cfg.model.base_model or 'embedded SmolLM2-135M-Instruct'} "
+                          f"+ adapter in {trained}[/dim]")
+            model = PeftModel.from_pretrained(model, trained)
+        else:
+            console.print(f"[dim]model: base {cfg.model.base_model or 'embedded SmolLM2-135M-Instruct'}[/dim]")
+    model.eval()
+    return model, tokenizer, fmt
+
+
+def load_tokenizer_from(d: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(d)
+
+
+def load_full(d: Path, dtype: Any, trust_remote_code: bool) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(d, dtype=dtype, trust_remote_code=trust_remote_code).to(device())
+
+
+def device() -> Any:
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def inference_dtype() -> Any:
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def stop_token_ids(model: Any, tokenizer: Any, eot_tokens: list[str] | None) -> list[int]:
+    """EOS, the model's generation EOS ids, and the configured end-of-turn tokens."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    gen = getattr(model, "generation_config", None)
+    extra = getattr(gen, "eos_token_id", None)
+    ids += extra if isinstance(extra, list) else [extra] if extra is not None else []
+    for tok in eot_tokens or []:
+        tid = tokenizer.convert_tokens_to_ids(tok)
+        if tid is not None and tid != tokenizer.unk_token_id:
+            ids.append(tid)
+    return list(dict.fromkeys(ids))
+
+
+def generate(model: Any, tokenizer: Any, ids: list[int], *, max_new_tokens: int, temperature: float,
+             stop_ids: list[int], on_text: Any = None) -> str:
+    """Generate after `ids`, streaming decoded text to `on_text`; greedy when temperature is 0."""
+    import torch
+    from transformers import TextStreamer
+
+    class Streamer(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if on_text is not None and text:
+                on_text(text)
+
+    dev = next(model.parameters()).device
+    input_ids = torch.tensor([ids], device=dev)
+    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+    with torch.no_grad():
+        output = model.generate(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+            eos_token_id=stop_ids or None, pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stop_ids or [0])[0],
+            streamer=Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True), **sampling,
+        )
+    return tokenizer.decode(output[0, len(ids):], skip_special_tokens=True)

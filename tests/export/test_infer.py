@@ -1,0 +1,106 @@
+"""Inference: the prompt is built exactly as in training; answers come from base + adapter, greedily."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from newtune.config.load import load_config
+from newtune.data.rowcodec import encode_row
+from newtune.data.types import IGNORE
+from newtune.errors import ModelError
+from newtune.export.artifacts import describe_prompt_format
+from newtune.export.infer import generate, run_inference
+from newtune.export.prompt import Turn, prompt_ids
+
+
+def training_prompt(type_, row, tok):
+    enc = encode_row(type_, row, tok)
+    n = enc["labels"].index(next(label for label in enc["labels"] if label != IGNORE))
+    return enc["input_ids"][:n]
+
+
+@pytest.mark.parametrize("tok_name", ["smol_tok", "mistral_tok"])
+@pytest.mark.parametrize(("type_", "row", "prompt"), [
+    ("alpaca", {"instruction": "Name a colour.", "input": "", "output": "Blue."}, "Name a colour."),
+    ("alpaca:chatml", {"instruction": "Name a colour.", "output": "Blue."}, "Name a colour."),
+    ("alpaca_chat.load_qa", {"question": "Why is the sky blue?", "answer": "Rayleigh."}, "Why is the sky blue?"),
+])
+def test_instruct_prompt_ids_equal_training_prompt(request, tok_name, type_, row, prompt):
+    tok = request.getfixturevalue(tok_name)
+    cfg = load_config(None, raw={"datasets": [{"path": "d.jsonl", "type": type_}]})
+    fmt = describe_prompt_format(cfg.data, tok)
+    assert prompt_ids(fmt, [Turn("user", prompt)], tok, cfg.data) == training_prompt(type_, row, tok)
+
+
+def test_alpaca_prompt_text_and_bos(mistral_tok):
+    cfg = load_config(None, raw={"datasets": [{"path": "d.jsonl", "type": "alpaca"}]})
+    ids = prompt_ids(describe_prompt_format(cfg.data, mistral_tok), [Turn("user", "Say hi")], mistral_tok, cfg.data)
+    assert ids[0] == 1  # Mistral's BOS, as in training
+    assert mistral_tok.decode(ids[1:]) == (
+        "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
+        "### Instruction:\nSay hi\n\n### Response:\n")
+
+
+def test_chat_prompt_uses_template_and_default_system(smol_tok):
+    fmt = {"kind": "chat", "type": "chat_template", "system": "Talk like a pirate."}
+    cfg = load_config(None, raw={"datasets": [{"path": "d.jsonl", "type": "completion"}]})
+    ids = prompt_ids(fmt, [Turn("user", "hi"), Turn("assistant", "Arr."), Turn("user", "bye")], smol_tok, cfg.data)
+    assert smol_tok.decode(ids) == ("<|im_start|>system\nTalk like a pirate.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+                                    "<|im_start|>assistant\nArr.<|im_end|>\n<|im_start|>user\nbye<|im_end|>\n"
+                                    "<|im_start|>assistant\n")
+
+
+def test_raw_prompt_is_the_text(mistral_tok):
+    cfg = load_config(None, raw={"datasets": [{"path": "d.jsonl", "type": "completion"}]})
+    ids = prompt_ids({"kind": "raw", "type": "completion"}, [Turn("user", "Once upon")], mistral_tok, cfg.data)
+    assert ids == [1, 5713, 3714]
+
+
+def quiet():
+    return Console(file=io.StringIO(), width=200)
+
+
+def test_answer_is_base_plus_adapter_greedy(lora_run, smol_tok):
+    cfg, peft = lora_run
+    printed = Console(file=io.StringIO(), width=200)
+    [answer] = run_inference(cfg, quiet(), printed, prompt="Name a colour.", chat=False, max_new_tokens=6,
+                             temperature=0.0, base=False)
+    ids = prompt_ids(describe_prompt_format(cfg.data, smol_tok), [Turn("user", "Name a colour.")], smol_tok, cfg.data)
+    peft.eval()
+    expected = generate(peft, smol_tok, ids, max_new_tokens=6, temperature=0, stop_ids=[smol_tok.eos_token_id])
+    assert answer == expected and answer
+    assert printed.file.getvalue() == answer + "\n"  # streamed to the output console
+    [base_answer] = run_inference(cfg, quiet(), quiet(), prompt="Name a colour.", chat=False, max_new_tokens=6,
+                                  temperature=0.0, base=True)
+    with peft.disable_adapter():
+        assert base_answer == generate(peft, smol_tok, ids, max_new_tokens=6, temperature=0, stop_ids=[smol_tok.eos_token_id])
+    assert base_answer != answer
+
+
+def test_prompt_from_stdin(lora_run, monkeypatch):
+    cfg, _ = lora_run
+    monkeypatch.setattr("sys.stdin", io.StringIO("Name a colour.\n"))
+    from_stdin = run_inference(cfg, quiet(), quiet(), prompt=None, chat=False, max_new_tokens=4, temperature=0.0, base=False)
+    given = run_inference(cfg, quiet(), quiet(), prompt="Name a colour.", chat=False, max_new_tokens=4, temperature=0.0, base=False)
+    assert from_stdin == given
+
+
+def test_chat_keeps_history_until_empty_line(lora_run, monkeypatch):
+    cfg, _ = lora_run
+    console = quiet()
+    lines = iter(["Name a colour.", "And another?", ""])
+    monkeypatch.setattr(console, "input", lambda prompt="": next(lines))
+    replies = run_inference(cfg, console, quiet(), prompt=None, chat=True, max_new_tokens=3, temperature=0.0, base=False)
+    assert len(replies) == 2
+
+
+def test_no_trained_model_is_a_model_error(tmp_path, tiny_model_dir):
+    cfg = load_config(None, raw={"base_model": str(tiny_model_dir), "datasets": [{"path": "d.jsonl", "type": "alpaca"}],
+                                 "output_dir": str(tmp_path / "never-trained")})
+    with pytest.raises(ModelError) as e:
+        run_inference(cfg, quiet(), quiet(), prompt="hi", chat=False, max_new_tokens=2, temperature=0.0, base=False)
+    assert e.value.where == "output_dir" and "holds no trained model" in e.value.problem
+    assert "--base" in e.value.hint
