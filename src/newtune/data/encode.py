@@ -7,6 +7,7 @@ styles write BOS/EOS into the text themselves.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
 from itertools import repeat
 from typing import Any
 
@@ -32,29 +33,55 @@ def encode_pieces(batch: Sequence[Sequence[Segment]], tokenizer: Any) -> list[En
     return out
 
 
-def encode_joined(batch: Sequence[Sequence[Segment]], tokenizer: Any) -> list[Encoded]:
+def encode_joined(batch: Sequence[Sequence[Segment]], tokenizer: Any, *, overlap: bool = False) -> list[Encoded]:
     """Tokenize each row's concatenated text once and label tokens by character offset.
 
-    A token is trained when the character it starts at lies in a trained segment. Used for chat
-    templates, where the rendered conversation must be tokenized as one string.
+    By default a token is trained when the character it starts at lies in a trained segment. With
+    `overlap=True` (chat templates, as axolotl locates turns) a token is trained when its characters
+    overlap a trained segment at all, so a token straddling a boundary into trained text is trained.
     """
     texts = ["".join(s.text for s in segs) for segs in batch]
     enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True) if texts else {"input_ids": []}
-    out: list[Encoded] = []
-    for segs, ids, offsets in zip(batch, enc["input_ids"], enc.get("offset_mapping", []), strict=True):
-        bounds, flags, pos = [], [], 0
-        for s in segs:
-            pos += len(s.text)
-            bounds.append(pos)
-            flags.append(s.train)
-        labels: list[int] = []
-        k = 0
-        for tid, (start, end) in zip(ids, offsets, strict=True):
-            while k < len(bounds) - 1 and start >= bounds[k]:
-                k += 1
-            labels.append(tid if flags[k] else IGNORE)
-        out.append({"input_ids": list(ids), "labels": labels})
-    return out
+    label = _label_overlapping if overlap else _label_by_start
+    return [
+        {"input_ids": list(ids), "labels": label(segs, ids, offsets)}
+        for segs, ids, offsets in zip(batch, enc["input_ids"], enc.get("offset_mapping", []), strict=True)
+    ]
+
+
+def _label_by_start(segs: Sequence[Segment], ids: Sequence[int], offsets: Sequence[tuple[int, int]]) -> list[int]:
+    bounds, flags, pos = [], [], 0
+    for s in segs:
+        pos += len(s.text)
+        bounds.append(pos)
+        flags.append(s.train)
+    labels: list[int] = []
+    k = 0
+    for tid, (start, _end) in zip(ids, offsets, strict=True):
+        while k < len(bounds) - 1 and start >= bounds[k]:
+            k += 1
+        labels.append(tid if flags[k] else IGNORE)
+    return labels
+
+
+def _label_overlapping(segs: Sequence[Segment], ids: Sequence[int], offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """Per trained run [a, b): tokens from the first ending after a to the last starting before b."""
+    labels = [IGNORE] * len(ids)
+    starts = [o[0] for o in offsets]
+    ends = [o[1] for o in offsets]
+    pos, run = 0, None
+    for s in segs:
+        if s.text and s.train and run is None:
+            run = pos
+        elif s.text and not s.train and run is not None:
+            i, j = bisect_right(ends, run), bisect_left(starts, pos)
+            labels[i:j] = ids[i:j]
+            run = None
+        pos += len(s.text)
+    if run is not None:
+        i, j = bisect_right(ends, run), bisect_left(starts, pos)
+        labels[i:j] = ids[i:j]
+    return labels
 
 
 def encode_grouped(batch: Sequence[Sequence[Sequence[Segment]]], tokenizer: Any) -> list[Encoded]:

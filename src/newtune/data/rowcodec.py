@@ -44,7 +44,7 @@ def encode_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokeni
     if fmt.kind == "conversation":
         from newtune.data.chat import render_segments
 
-        return encode_joined([render_segments(conv, ds, data, tokenizer) for conv in outputs], tokenizer)
+        return encode_joined([render_segments(conv, ds, data, tokenizer) for conv in outputs], tokenizer, overlap=True)
     return outputs  # type: ignore[return-value]
 
 

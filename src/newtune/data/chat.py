@@ -1,0 +1,299 @@
+"""ChatTemplate: render a Conversation once through its Jinja template and cut the text into Segments.
+
+Locating messages: the conversation is rendered as is (R) and once more with every message that needs a
+span replaced by a placeholder turn {role, content: SENTINEL} (D), as axolotl's per-turn diff does, but
+all at once. Splitting D on the sentinel gives the template text around each message, which is then
+matched against R in order; a message's span is what R holds where D holds the sentinel. Two renders per
+row, whatever the number of turns. If the template drops or repeats a placeholder, each message is
+located by its own diff (one render per message), and a trained message that cannot be found is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from newtune.data import train_on as train_rules
+from newtune.data.types import Conversation, Message, Segment
+from newtune.errors import DataError, ModelError
+
+SENTINEL = "\ue000"  # a private-use character: never in template text, practically never in data
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+@lru_cache(maxsize=None)
+def named_template(name: str) -> str:
+    """A template newtune ships (data/templates/<name>.jinja)."""
+    return (TEMPLATES_DIR / f"{name}.jinja").read_text(encoding="utf-8")
+
+
+def _jinja_text(value: str | None, field: str) -> str:
+    if not value:
+        raise DataError(field, "chat_template: jinja needs chat_template_jinja (inline Jinja or a .jinja file path)")
+    if "{" not in value and len(value) < 4096:
+        path = Path(value).expanduser()
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+        raise DataError(field, f"{value!r} is neither a Jinja template nor an existing file")
+    return value
+
+
+def _resolve_choice(choice: str | None, jinja: str | None, where: str, tokenizer: Any, top: str | None) -> str:
+    """Template text for one `chat_template:` choice; `top` is the run-wide template (what the tokenizer's
+    template becomes in axolotl when the top level sets one)."""
+    if choice is None:
+        choice = "jinja" if jinja else "tokenizer_default"
+    if choice == "jinja":
+        return _jinja_text(jinja, f"{where}chat_template_jinja")
+    if choice == "chatml":
+        return named_template("chatml")
+    own = top if top is not None else getattr(tokenizer, "chat_template", None)
+    if isinstance(own, dict):
+        own = own.get("default")
+    if choice == "tokenizer_default":
+        if not own:
+            raise ModelError(
+                f"{where}chat_template", "chat_template is tokenizer_default but the tokenizer has no chat template",
+                "set chat_template: chatml, or chat_template: jinja with chat_template_jinja",
+            )
+        return own
+    fallback = choice.removeprefix("tokenizer_default_fallback_")
+    return own or _resolve_choice(fallback, jinja, where, tokenizer, None)
+
+
+def template_source(ds: Any, data: Any, tokenizer: Any) -> str:
+    """The template for dataset `ds`: its own chat_template/_jinja win over the top level's, as in axolotl."""
+    top = None
+    if data.chat_template is not None or data.chat_template_jinja:
+        top = _resolve_choice(data.chat_template, data.chat_template_jinja, "", tokenizer, None)
+    if ds.chat_template is not None or ds.chat_template_jinja:
+        return _resolve_choice(ds.chat_template, ds.chat_template_jinja, "datasets[].", tokenizer, top)
+    return top if top is not None else _resolve_choice("tokenizer_default", None, "", tokenizer, None)
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """A compiled template with the variables apply_chat_template passes (the special tokens)."""
+
+    source: str
+    compiled: Any
+    context: dict[str, Any]
+
+    @classmethod
+    def build(cls, source: str, tokenizer: Any) -> ChatTemplate:
+        # transformers' own compiled environment, so templates behave exactly as in apply_chat_template
+        from transformers.utils.chat_template_utils import _compile_jinja_template
+
+        return cls(source, _compile_jinja_template(source), dict(tokenizer.special_tokens_map))
+
+    def render(self, messages: list[dict[str, Any]], tools: Any = None) -> str:
+        try:
+            return self.compiled.render(messages=messages, tools=tools or None, documents=None,
+                                        add_generation_prompt=False, **self.context)
+        except Exception as e:  # a template error is the data's or the template's, never ours
+            raise DataError("", f"the chat template failed on this row: {type(e).__name__}: {e}") from None
+
+
+@dataclass(frozen=True)
+class ChatSetup:
+    """Everything render_segments needs for one dataset, computed once."""
+
+    template: ChatTemplate
+    rules: train_rules.TrainOn
+    eot_re: re.Pattern[str] | None
+    tokenizer: Any
+
+
+_SETUPS: dict[tuple[int, int, int], tuple[Any, Any, Any, ChatSetup]] = {}
+
+
+def chat_setup(ds: Any, data: Any, tokenizer: Any) -> ChatSetup:
+    """Cached per (dataset entry, data config, tokenizer) object; the cache keeps them alive, so ids stay unique."""
+    key = (id(ds), id(data), id(tokenizer))
+    hit = _SETUPS.get(key)
+    if hit is not None:
+        return hit[3]
+    source = template_source(ds, data, tokenizer)
+    roles = train_rules.role_aliases(ds.roles)
+    extra = tuple(ds.roles.get("output", ())) if ds.type_name.startswith("sharegpt") and ds.roles else ()
+    rules = train_rules.resolve(ds, data.train_on_inputs, data.eot_tokens, roles, source, tokenizer, extra)
+    eot_re = re.compile("|".join(map(re.escape, rules.eot_tokens))) if rules.eot_tokens else None
+    setup = ChatSetup(ChatTemplate.build(source, tokenizer), rules, eot_re, tokenizer)
+    if len(_SETUPS) > 64:
+        _SETUPS.clear()
+    _SETUPS[key] = (ds, data, tokenizer, setup)
+    return setup
+
+
+def message_dict(m: Message) -> dict[str, Any]:
+    d: dict[str, Any] = {"role": m.role}
+    if m.content is not None:
+        d["content"] = m.content
+    if m.extra:
+        d.update(m.extra)
+    return d
+
+
+def render_segments(conv: Conversation, ds: Any, data: Any, tokenizer: Any) -> list[Segment]:
+    """Render `conv` once and return its text as Segments flagged trained or not."""
+    setup = chat_setup(ds, data, tokenizer)
+    rules = setup.rules
+    msgs = conv.messages
+    trained = [rules.message_trained(m) for m in msgs]
+    need = [t or rules.locate_all for t in trained]
+    real = [message_dict(m) for m in msgs]
+    text, spans = locate(setup.template, msgs, real, need, conv.tools)
+    intervals: list[tuple[int, int]] = []
+    located: list[tuple[bool, int | None, int | None]] = []
+    for i, m in enumerate(msgs):
+        span = spans[i]
+        if span is None:
+            if trained[i] and m.content:
+                raise DataError("", f"message {i} ({m.role}) does not appear in the text the chat template renders",
+                                "check the template, or drop_system_message for templates without system turns")
+            continue
+        if trained[i]:
+            intervals += _message_intervals(setup, m, span)
+        located.append((trained[i], *_specials_after(setup, text, span[1])))
+    for pos in train_rules.special_positions(located, rules):
+        m = setup.eot_re.match(text, pos) if setup.eot_re else None
+        intervals.append((pos, pos + (len(m.group(0)) if m else len(rules.eos_token or ""))))
+    return _cut(text, intervals)
+
+
+def _message_intervals(setup: ChatSetup, m: Message, span: tuple[int, int]) -> list[tuple[int, int]]:
+    """The character ranges of a trained message: its whole span, or its training_detail tokens."""
+    if not m.train_detail:
+        return [span]
+    if not isinstance(m.content, str):
+        raise DataError("", "training_detail needs a string content")
+    enc = setup.tokenizer(m.content, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = enc["offset_mapping"]
+    flags = detail_token_flags([s for s, _ in offsets], len(m.content), m.train_detail)
+    base = span[0]
+    return [(base + s, base + e) for f, (s, e) in zip(flags, offsets, strict=True) if f]
+
+
+def detail_token_flags(starts: list[int], text_len: int, details: Any) -> list[bool]:
+    """axolotl's training_detail rule on the content tokenized alone: spans (inclusive character offsets)
+    widen to token boundaries; a token is trained when it lies inside a trained span."""
+    n = len(starts)
+    if n == 0:
+        return []
+    ends = [starts[i + 1] - 1 for i in range(n - 1)] + [text_len - 1]  # inclusive, as axolotl computes them
+    spans = []
+    for begin, end, train in details:
+        bt = next((i for i in range(n) if starts[i] >= begin), n)
+        if bt > 0 and ends[bt - 1] > begin:
+            bt -= 1
+        et = next((i for i in range(n - 1, -1, -1) if ends[i] <= end), -1)
+        if et < n - 1 and starts[et + 1] < end:
+            et += 1
+        if bt <= et and train:
+            spans.append((starts[bt], ends[et]))
+    return [any(s >= b and e <= f for b, f in spans) for s, e in zip(starts, ends, strict=True)]
+
+
+def _specials_after(setup: ChatSetup, text: str, end: int) -> tuple[int | None, int | None]:
+    """Positions of the first EOT and first EOS token after `end`, if within EOT_MAX_GAP tokens."""
+    eot = None
+    if setup.eot_re is not None:
+        m = setup.eot_re.search(text, end)
+        eot = m.start() if m and _gap_ok(setup, text[end : m.start()]) else None
+    eos_tok = setup.rules.eos_token
+    eos = None
+    if eos_tok:
+        p = text.find(eos_tok, end)
+        eos = p if p >= 0 and _gap_ok(setup, text[end:p]) else None
+    return eot, eos
+
+
+def _gap_ok(setup: ChatSetup, gap: str) -> bool:
+    if not gap:
+        return True
+    if len(gap) > 64:
+        return False
+    return len(setup.tokenizer(gap, add_special_tokens=False)["input_ids"]) <= train_rules.EOT_MAX_GAP
+
+
+def _cut(text: str, intervals: list[tuple[int, int]]) -> list[Segment]:
+    """Text → Segments: the (merged) intervals trained, the rest not."""
+    segs: list[Segment] = []
+    pos = 0
+    for a, b in sorted(intervals):
+        if b <= a:
+            continue
+        if a < pos:  # overlaps the previous trained interval
+            if b > pos:
+                segs[-1] = Segment(segs[-1].text + text[pos:b], True)
+                pos = b
+            continue
+        if a > pos:
+            segs.append(Segment(text[pos:a], False))
+        segs.append(Segment(text[a:b], True))
+        pos = b
+    if pos < len(text) or not segs:
+        segs.append(Segment(text[pos:], False))
+    return segs
+
+
+def locate(tpl: ChatTemplate, msgs: tuple[Message, ...], real: list[dict[str, Any]], need: list[bool],
+           tools: Any) -> tuple[str, list[tuple[int, int] | None]]:
+    """Render once and find the character span of each needed message (None: absent or not needed)."""
+    text = tpl.render(real, tools)
+    spans: list[tuple[int, int] | None] = [None] * len(msgs)
+    idx = [i for i, n in enumerate(need) if n and (msgs[i].content or msgs[i].extra)]
+    if not idx:
+        return text, spans
+    dummy = list(real)
+    for i in idx:
+        dummy[i] = {"role": msgs[i].role, "content": SENTINEL}
+    pieces = tpl.render(dummy, tools).split(SENTINEL)
+    found = _match_pieces(text, pieces, [msgs[i] for i in idx]) if len(pieces) == len(idx) + 1 else None
+    if found is None:
+        found = [_diff_span(text, tpl, real, i, tools) for i in idx]
+    for i, span in zip(idx, found, strict=True):
+        spans[i] = span if span and span[1] > span[0] else None
+    return text, spans
+
+
+def _match_pieces(text: str, pieces: list[str], msgs: list[Message]) -> list[tuple[int, int]] | None:
+    """Walk `text` as pieces[0] X0 pieces[1] X1 ... pieces[-1]; the X are the messages' spans."""
+    if not text.startswith(pieces[0]) or not text.endswith(pieces[-1]):
+        return None
+    pos, out, last = len(pieces[0]), [], len(msgs) - 1
+    tail = len(text) - len(pieces[-1])
+    for k, m in enumerate(msgs):
+        nxt = pieces[k + 1]
+        c = m.content if isinstance(m.content, str) else ""
+        if not m.extra and c and text.startswith(c, pos) and (
+            pos + len(c) == tail if k == last else text.startswith(nxt, pos + len(c))
+        ):
+            end = pos + len(c)
+        elif k == last:
+            end = tail
+        else:
+            end = text.find(nxt, pos) if nxt else -1
+        if end < pos:
+            return None
+        out.append((pos, end))
+        pos = end + len(nxt)
+    return out if pos == len(text) else None
+
+
+def _diff_span(text: str, tpl: ChatTemplate, real: list[dict[str, Any]], i: int, tools: Any) -> tuple[int, int] | None:
+    """Where `text` differs from a render with message i alone replaced by the sentinel (axolotl's diff)."""
+    dummy = list(real)
+    dummy[i] = {"role": real[i]["role"], "content": SENTINEL}
+    other = tpl.render(dummy, tools)
+    n = min(len(text), len(other))
+    start = 0
+    while start < n and text[start] == other[start]:
+        start += 1
+    suffix = 0
+    while suffix < n - start and text[-1 - suffix] == other[-1 - suffix]:
+        suffix += 1
+    return (start, len(text) - suffix) if SENTINEL in other else None

@@ -1,0 +1,150 @@
+"""`type: chat_template`: rows holding a list of messages, rendered through a Jinja chat template.
+
+Keys (axolotl's): field_messages (default "messages"), message_property_mappings (or the older
+message_field_role / message_field_content), roles (alias map), message_field_training,
+message_field_training_detail, field_tools (default "tools"), drop_system_message. A row-level
+"system" field (field_system) becomes the system message when the conversation has none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from newtune.data.train_on import role_aliases
+from newtune.data.types import Conversation, FormatContext, Message, Row
+from newtune.errors import DataError
+
+
+def property_mappings(ds: Any) -> dict[str, str]:
+    """message_property_mappings with the legacy message_field_role/content folded in (role, content default)."""
+    out = dict(ds.message_property_mappings or {})
+    for prop, legacy in (("role", ds.message_field_role), ("content", ds.message_field_content)):
+        if legacy is not None:
+            if prop in out and out[prop] != legacy:
+                raise DataError(
+                    f"message_field_{prop}",
+                    f"{legacy!r} conflicts with message_property_mappings.{prop} = {out[prop]!r}",
+                    "keep only message_property_mappings",
+                )
+            out[prop] = legacy
+        out.setdefault(prop, prop)
+    return out
+
+
+def load_json(value: Any, what: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as e:
+            raise DataError("", f"{what} is a string but not valid JSON ({e})") from None
+    return value
+
+
+def row_messages(row: Row, field: str) -> list[Any]:
+    """The row's list of messages (a JSON string is decoded), or a DataError naming what the row has."""
+    if field not in row or row[field] is None:
+        has = ", ".join(k for k, v in row.items() if v is not None) or "nothing"
+        raise DataError("", f"missing field '{field}' (row has: {has})",
+                        "set field_messages to the field that holds the list of messages")
+    messages = load_json(row[field], f"field '{field}'")
+    if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
+        raise DataError("", f"field '{field}' must be a list of messages (objects), got {type(messages).__name__}")
+    return messages
+
+
+def map_role(raw: Any, aliases: Mapping[str, str]) -> str:
+    if raw in aliases:
+        return aliases[raw]
+    raise DataError("", f"unknown role {raw!r}; the role mapping is {dict(aliases)}",
+                    "add it to `roles:` for this dataset, e.g. roles: {assistant: [" + f"{raw}" + "]}")
+
+
+def content_parts(content: list[Any]) -> tuple[str, tuple[tuple[int, int, bool], ...] | None]:
+    """A list of content parts → text, plus character spans when parts carry `train` or `weight` (axolotl's rule)."""
+    texts, detail, explicit, offset = [], [], False, 0
+    for part in content:
+        if not isinstance(part, Mapping):
+            continue
+        text = part.get("text") or part.get("content") or part.get("value") or ""
+        texts.append(text)
+        train, weight = part.get("train"), part.get("weight")
+        if train is not None or weight is not None:
+            explicit = True
+        flag = bool(train) if train is not None else (weight not in (0, 0.0) if weight is not None else True)
+        if text:
+            detail.append((offset, offset + len(text) - 1, flag))
+            offset += len(text)
+    return "".join(texts), tuple(detail) if explicit else None
+
+
+def _detail(value: Any) -> tuple[tuple[int, int, bool], ...] | None:
+    if value is None:
+        return None
+    return tuple((int(d["begin_offset"]), int(d["end_offset"]), bool(d["train"])) for d in value)
+
+
+def _tool_calls(calls: Any) -> Any:
+    """Tool-call arguments given as JSON strings are decoded, as axolotl does, so templates see objects."""
+    out = []
+    for call in calls:
+        fn = call.get("function") if isinstance(call, Mapping) else None
+        if isinstance(fn, Mapping) and isinstance(fn.get("arguments"), str):
+            call = {**call, "function": {**fn, "arguments": load_json(fn["arguments"], "tool call arguments")}}
+        out.append(call)
+    return out
+
+
+def to_message(raw: Mapping[str, Any], mappings: Mapping[str, str], aliases: Mapping[str, str], ds: Any) -> Message:
+    role = map_role(raw.get(mappings["role"]), aliases)
+    content = raw.get(mappings["content"])
+    detail = _detail(raw.get(ds.message_field_training_detail)) if ds.message_field_training_detail else None
+    if isinstance(content, list):
+        content, part_detail = content_parts(content)
+        detail = part_detail if part_detail is not None else detail
+    train = raw.get(ds.message_field_training) if ds.message_field_training else None
+    skip = {mappings["role"], mappings["content"], ds.message_field_training, ds.message_field_training_detail}
+    extra = {prop: raw[src] for prop, src in mappings.items()
+             if prop not in ("role", "content") and raw.get(src) is not None}
+    extra.update({k: v for k, v in raw.items() if k not in skip and k not in mappings.values() and v is not None})
+    if extra.get("tool_calls"):
+        extra["tool_calls"] = _tool_calls(extra["tool_calls"])
+    return Message(role, content, None if train is None else bool(train), detail, extra)
+
+
+def row_tools(row: Row, ds: Any) -> Any:
+    tools = load_json(row.get(ds.field_tools or "tools"), "tools")
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        raise DataError("", f"tools must be a list of tool definitions, got {type(tools).__name__}")
+    out = []
+    for tool in tools:
+        fn = tool.get("function") if isinstance(tool, Mapping) else None
+        if isinstance(fn, Mapping) and isinstance(fn.get("parameters"), str):
+            tool = {**tool, "function": {**fn, "parameters": load_json(fn["parameters"], "tool parameters")}}
+        out.append(tool)
+    return out
+
+
+def finish(messages: list[Message], row: Row, ds: Any, ctx: FormatContext) -> list[Message]:
+    """Row-level system field, drop_system_message, then default_system_message."""
+    field_system = ds.field_system or "system"
+    if messages and messages[0].role != "system" and row.get(field_system) is not None:
+        messages.insert(0, Message("system", row[field_system]))
+    if ds.drop_system_message and messages and messages[0].role == "system":
+        messages = messages[1:]
+    if ctx.default_system_message is not None and not (messages and messages[0].role == "system"):
+        messages.insert(0, Message("system", ctx.default_system_message))
+    return messages
+
+
+def to_conversation(row: Row, ds: Any, ctx: FormatContext) -> Conversation:
+    mappings = property_mappings(ds)
+    aliases = role_aliases(ds.roles)
+    raw = row_messages(row, ds.field_messages or "messages")
+    messages = finish([to_message(m, mappings, aliases, ds) for m in raw], row, ds, ctx)
+    if not messages:
+        raise DataError("", f"field '{ds.field_messages or 'messages'}' holds no messages")
+    return Conversation(tuple(messages), row_tools(row, ds))
