@@ -11,8 +11,10 @@ import json
 import os
 import shutil
 import tempfile
+from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any
 
@@ -125,19 +127,34 @@ class ArrowRows:
             self.flush()
 
     def flush(self) -> None:
+        """Build the batch's Arrow arrays straight from int buffers (pa.array on lists is slow, imports pandas)."""
         if not self.ids:
             return
-        pa = self.pa
-        lengths = pa.array([len(x) for x in self.ids], pa.int32())
-        batch = pa.record_batch([pa.array(self.ids, pa.list_(pa.int32())), pa.array(self.labels, pa.list_(pa.int32())),
-                                 lengths], schema=self.schema)
+        lengths = array("i", map(len, self.ids))
+        batch = self.pa.RecordBatch.from_arrays([self._lists(self.ids, lengths), self._lists(self.labels, lengths),
+                                                 int_array(lengths)], schema=self.schema)
         self.writer.write_batch(batch)
         self.ids, self.labels = [], []
+
+    def _lists(self, rows: list[list[int]], lengths: array) -> Any:
+        pa = self.pa
+        offsets = array("i", [0])
+        offsets.extend(accumulate(lengths))
+        values = int_array(array("i", chain.from_iterable(rows)))
+        return pa.Array.from_buffers(pa.list_(pa.int32()), len(rows), [None, pa.py_buffer(offsets)], children=[values])
 
     def close(self) -> None:
         self.flush()
         self.writer.close()
         self.sink.close()
+
+
+def int_array(values: Any) -> Any:
+    """An int32 (array 'i') or int64 (numpy) buffer as a pyarrow array, without pa.array's conversions."""
+    import pyarrow as pa
+
+    kind = pa.int32() if getattr(values, "typecode", None) == "i" else pa.int64()
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
 def open_rows(path: Path) -> Any:

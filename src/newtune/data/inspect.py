@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +81,61 @@ def write_dump(rows: Iterable[Encoded], path: Path) -> int:
         tmp.unlink(missing_ok=True)
         raise
     return n
+
+
+def print_rows(rows: Iterable[Encoded], tok: Any, console: Any, text_only: bool) -> None:
+    """Rows as --debug shows them: tokens as token(label, id), or text with masked spans dimmed."""
+    for i, row in enumerate(rows):
+        console.rule(f"row {i}")
+        console.print(debug_text(row, tok) if text_only else debug_tokens(row, tok), highlight=False, soft_wrap=True)
+
+
+def preview_stream(data: Any, tok: Any, console: Any, n: int, text_only: bool) -> None:
+    from itertools import islice
+
+    from newtune.data.formats.pretraining import prepare_stream
+
+    print_rows(islice(prepare_stream(data, tok), n), tok, console, text_only)
+    console.print("pretraining_dataset is streamed during training; nothing to cache")
+
+
+def print_summary(prepared: Any, data: Any, console: Any) -> None:
+    """The closing table: rows, tokens, trainable share, drops, zero-trainable rows, lengths, speed."""
+    from rich.table import Table
+
+    s = prepared.summary
+    table = Table(title="prepared data" + (" (from cache)" if s.cached else ""), show_header=True)
+    table.add_column("")
+    table.add_column("train", justify="right")
+    if s.test is not None:
+        table.add_column("test_datasets", justify="right")
+    parts = [s.train] + ([s.test] if s.test is not None else [])
+
+    def add(label: str, fn: Any) -> None:
+        table.add_row(label, *[fn(p) for p in parts])
+
+    add("rows read", lambda p: f"{p.rows_in:,}")
+    add("rows kept", lambda p: f"{p.rows_out:,}")
+    for reason in dict.fromkeys(r for p in parts for r in p.dropped):
+        add(f"dropped: {reason}", lambda p, r=reason: f"{p.dropped.get(r, 0):,}")
+    if data.excess_length_strategy == "truncate":
+        add(f"truncated to {data.sequence_len}", lambda p: f"{p.truncated:,}")
+    add("tokens", lambda p: f"{p.tokens:,}")
+    add("trainable tokens", lambda p: f"{p.trainable:,} ({p.trainable / max(p.tokens, 1):.1%})")
+    add("rows with nothing to train", lambda p: f"{p.zero_trainable:,}")
+    console.print(table)
+    lengths = prepared.train.lengths()
+    if len(lengths):
+        import numpy as np
+
+        console.print(f"train rows: {s.train_rows:,}, eval rows: {s.eval_rows:,}; length min {lengths.min()}, "
+                      f"mean {lengths.mean():.1f}, p50 {int(np.percentile(lengths, 50))}, "
+                      f"p95 {int(np.percentile(lengths, 95))}, max {lengths.max()} (sequence_len {data.sequence_len})")
+    rate = f", {(s.train.rows_in + (s.test.rows_in if s.test else 0)) / s.seconds:,.0f} rows/s" if not s.cached else ""
+    console.print(f"{'loaded' if s.cached else 'prepared'} in {s.seconds:.2f} s{rate} → {s.cache_path}")
+    for label, p in (("train", s.train), ("test_datasets", s.test)):
+        if p is not None and p.zero_trainable:
+            console.print(f"[yellow]warning:[/yellow] {p.zero_trainable} {label} rows have no trainable token "
+                          f"(every label is masked), e.g. {', '.join(p.zero_trainable_rows)}; check the field "
+                          "names, roles_to_train and train_on_inputs", highlight=False)
+

@@ -7,6 +7,7 @@ val_set_size split are redone from the seed each time (cheap index work).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,52 @@ class Summary:
 
 
 @dataclass
+class Rows:
+    """Cached Arrow rows seen in a seeded order, readable without importing `datasets` (fast preprocess)."""
+
+    path: Path
+    order: Any = None  # numpy index array, or None for file order
+
+    def table(self) -> Any:
+        import pyarrow as pa
+
+        return pa.ipc.open_stream(pa.memory_map(str(self.path))).read_all()
+
+    def __len__(self) -> int:
+        return len(self.order) if self.order is not None else self.table().num_rows
+
+    def iter_encoded(self, limit: int | None = None, batch_size: int = 1000) -> Iterator[Encoded]:
+        table = self.table()
+        n = len(self) if limit is None else min(limit, len(self))
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            part = table.slice(start, stop - start) if self.order is None else table.take(cache.int_array(self.order[start:stop].astype('int64')))
+            yield from ({"input_ids": i, "labels": lab} for i, lab in
+                        zip(part.column("input_ids").to_pylist(), part.column("labels").to_pylist(), strict=True))
+
+    def lengths(self) -> Any:
+        """Row lengths as a numpy array (read from the int32 buffers; ChunkedArray.to_numpy imports pandas)."""
+        import numpy as np
+
+        chunks = self.table().column("length").chunks
+        lengths = np.concatenate([np.frombuffer(c.buffers()[1], np.int32, len(c), c.offset * 4) for c in chunks]
+                                 or [np.zeros(0, np.int32)])
+        return lengths if self.order is None else lengths[self.order]
+
+    def to_dataset(self) -> Any:
+        """A memory-mapped `datasets.Dataset` (input_ids, labels, length) in this order."""
+        ds = cache.open_rows(self.path)
+        return ds if self.order is None else ds.select(self.order, keep_in_memory=True)
+
+
+@dataclass
+class PreparedRows:
+    train: Rows
+    eval: Rows | None
+    summary: Summary
+
+
+@dataclass
 class PreparedData:
     train: Any  # datasets.Dataset: input_ids, labels, length
     eval: Any | None
@@ -59,7 +106,13 @@ class PreparedData:
 
 
 def prepare(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None) -> PreparedData:
-    """Encode (or reuse the cache), then shuffle and split as the config says."""
+    """Encode (or reuse the cache), then shuffle and split as the config says; `datasets.Dataset`s."""
+    rows = prepare_rows(data, tokenizer, seed=seed, console=console)
+    return PreparedData(rows.train.to_dataset(), rows.eval.to_dataset() if rows.eval else None, rows.summary)
+
+
+def prepare_rows(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None) -> PreparedRows:
+    """As `prepare`, as light Arrow views."""
     from newtune.data.tokenizer import fingerprint
 
     start = time.perf_counter()
@@ -78,15 +131,13 @@ def prepare(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None)
                 cache.write_meta(tmp, stats)
             entry = root / key
     meta = cache.read_meta(entry)
-    rows = cache.open_rows(entry / cache.ROWS_FILE)
-    test = cache.open_rows(entry / EVAL_FILE) if (entry / EVAL_FILE).exists() else None
-    train, evalset = shuffle_split(rows, data, seed)
-    if test is not None:
-        evalset = test
+    train, evalset = shuffle_split(Rows(entry / cache.ROWS_FILE), data, seed)
+    if (entry / EVAL_FILE).exists():
+        evalset = Rows(entry / EVAL_FILE)
     summary = Summary(train=PartStats(**meta["train"]), test=PartStats(**meta["test"]) if meta.get("test") else None,
                       train_rows=len(train), eval_rows=len(evalset) if evalset is not None else 0,
                       seconds=time.perf_counter() - start, cached=cached, cache_path=str(entry))
-    return PreparedData(train, evalset, summary)
+    return PreparedRows(train, evalset, summary)
 
 
 def source_identities(data: DataConfig) -> list[str]:
@@ -203,7 +254,7 @@ def row_digest(ids: list[int], labels: list[int]) -> bytes:
     return h.digest()
 
 
-def shuffle_split(rows: Any, data: DataConfig, seed: int) -> tuple[Any, Any | None]:
+def shuffle_split(rows: Rows, data: DataConfig, seed: int) -> tuple[Rows, Rows | None]:
     """Seeded shuffle (shuffle_merged_datasets) and val_set_size split: a fraction (<1) or a count."""
     import numpy as np
 
@@ -215,7 +266,25 @@ def shuffle_split(rows: Any, data: DataConfig, seed: int) -> tuple[Any, Any | No
     if not data.shuffle_merged_datasets and not n_eval:
         return rows, None
     order = np.random.default_rng(seed).permutation(n)
-    eval_idx = np.sort(order[:n_eval]) if n_eval else None
     train_idx = order[n_eval:] if data.shuffle_merged_datasets else np.sort(order[n_eval:])
-    train = rows.select(train_idx, keep_in_memory=True)
-    return train, rows.select(eval_idx, keep_in_memory=True) if eval_idx is not None else None
+    return Rows(rows.path, train_idx), Rows(rows.path, np.sort(order[:n_eval])) if n_eval else None
+
+
+def run_preprocess(cfg: Any, console: Any, *, debug: bool = False, debug_num_examples: int = 3,
+                   debug_text_only: bool = False, dump: Path | None = None) -> PreparedRows | None:
+    """`newtune preprocess`: tokenize and cache, optionally show or dump rows, print the summary."""
+    from newtune.data import inspect
+    from newtune.data.tokenizer import tokenizer_for
+
+    tok = tokenizer_for(cfg.model, light=True)
+    if not cfg.data.datasets:  # pretraining only: nothing to cache, show what the stream yields
+        inspect.preview_stream(cfg.data, tok, console, debug_num_examples if debug else 1, debug_text_only)
+        return None
+    prepared = prepare_rows(cfg.data, tok, seed=cfg.train.seed, console=console)
+    if debug:
+        inspect.print_rows(prepared.train.iter_encoded(debug_num_examples), tok, console, debug_text_only)
+    if dump is not None:
+        n = inspect.write_dump(prepared.train.iter_encoded(), dump)
+        console.print(f"wrote {n} training rows to {dump}")
+    inspect.print_summary(prepared, cfg.data, console)
+    return prepared

@@ -1,15 +1,22 @@
-"""Load a tokenizer (HF dir, .gguf, embedded, hub id), read its special-token facts, fingerprint it.
+"""Load a tokenizer (HF dir, .gguf, embedded, hub id), apply the config's tokens, read its facts, fingerprint it.
 
-No torch here: preprocessing must stay light.
+No torch here: preprocessing must stay light. `light=True` loads plain `tokenizer.json` directories with
+the `tokenizers` library (LightTokenizer) instead of transformers, which imports torch; it produces the
+same ids, and is used only for tokenizer classes known to add nothing on top of tokenizer.json.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from newtune.data.types import TokenizerInfo
+
+SPECIAL_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token")
+# tokenizer_config classes whose transformers loader is exactly tokenizer.json plus the special tokens
+PLAIN_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
 
 
 def tokenizer_info(tok: Any) -> TokenizerInfo:
@@ -22,46 +29,135 @@ def tokenizer_info(tok: Any) -> TokenizerInfo:
 
 
 def fingerprint(tok: Any) -> str:
-    """sha256 over everything about the tokenizer that changes tokens: vocab, merges, specials, template."""
-    h = hashlib.sha256()
+    """sha256 over what changes tokens: the tokenizer JSON (less runtime padding/truncation), specials, template.
+
+    The same for a LightTokenizer and transformers' tokenizer of the same directory, so `preprocess`
+    and `train` share one cache entry.
+    """
     backend = getattr(tok, "backend_tokenizer", None) or getattr(tok, "_tokenizer", None)
     if backend is not None:
-        h.update(backend.to_str().encode())
+        body = _without_runtime_settings(backend.to_str())
     else:
-        h.update(json.dumps(sorted(tok.get_vocab().items())).encode())
-    h.update(json.dumps(tok.special_tokens_map, sort_keys=True, default=str).encode())
-    h.update(json.dumps(tokenizer_info(tok).__repr__()).encode())
-    h.update((getattr(tok, "chat_template", None) or "").encode() if isinstance(getattr(tok, "chat_template", None), str | None) else json.dumps(tok.chat_template).encode())
-    h.update(getattr(tok, "padding_side", "").encode())
+        body = json.dumps(sorted(tok.get_vocab().items()))
+    specials = {name: getattr(tok, name, None) for name in SPECIAL_NAMES}
+    template = getattr(tok, "chat_template", None)
+    h = hashlib.sha256()
+    for part in (body, json.dumps(specials, sort_keys=True), repr(tokenizer_info(tok)),
+                 template if isinstance(template, str | None) and template else json.dumps(template, default=str)):
+        h.update(str(part).encode())
+        h.update(b"\0")
     return h.hexdigest()
 
 
-def load_tokenizer(source: str | None, trust_remote_code: bool = False) -> Any:
+def _without_runtime_settings(spec: str) -> str:
+    """The tokenizer JSON with the top-level "truncation" and "padding" values (set per call) blanked."""
+    decoder = json.JSONDecoder()
+    for key in ('"truncation":', '"padding":'):
+        at = spec.find(key, 0, 4096)
+        if at >= 0:
+            start = at + len(key)
+            _, end = decoder.raw_decode(spec, start)
+            spec = spec[:start] + "null" + spec[end:]
+    return spec
+
+
+def tokenizer_for(model_cfg: Any, light: bool = False) -> Any:
+    """The run's tokenizer: loaded, `special_tokens` and `tokens` from the config applied, a pad token set."""
+    tok = load_tokenizer(model_cfg.tokenizer_config or model_cfg.base_model, model_cfg.trust_remote_code, light=light)
+    if model_cfg.special_tokens is not None:
+        specials = model_cfg.special_tokens.model_dump(exclude_none=True)
+        extra = specials.pop("additional_special_tokens", None)
+        for name, text in specials.items():
+            set_special(tok, name, text)
+        if extra:
+            add_tokens(tok, extra, special=True)
+    if model_cfg.tokens:
+        add_tokens(tok, model_cfg.tokens, special=False)
+    if tok.pad_token is None:
+        set_special(tok, "pad_token", tok.eos_token if tok.eos_token is not None else tok.unk_token)
+    return tok
+
+
+def set_special(tok: Any, name: str, text: str | None) -> None:
+    """Make `text` the tokenizer's `name` (bos_token, ...), adding it to the vocabulary if new (as axolotl)."""
+    if text is None:
+        return
+    if isinstance(tok, LightTokenizer):
+        tok.set_special(name, text)
+        return
+    from tokenizers import AddedToken
+
+    tok.add_special_tokens({name: AddedToken(text, rstrip=False, lstrip=False, normalized=False)})
+
+
+def add_tokens(tok: Any, texts: list[str], special: bool) -> None:
+    from tokenizers import AddedToken
+
+    new = [AddedToken(t, rstrip=False, lstrip=False, normalized=False, special=special) for t in texts]
+    if isinstance(tok, LightTokenizer):
+        tok.add_tokens(new, special)
+    elif special:
+        tok.add_special_tokens({"additional_special_tokens": new}, replace_extra_special_tokens=False)
+    else:
+        tok.add_tokens(new)
+
+
+def load_tokenizer(source: str | None, trust_remote_code: bool = False, light: bool = False) -> Any:
     """A fast tokenizer from the embedded model, a .gguf file, a local HF directory or a hub id."""
-    from pathlib import Path
-
-    from transformers import AutoTokenizer
-
     from newtune import embedded
     from newtune.errors import ModelError
 
     if embedded.is_embedded(source):
         conv = embedded.converted_dir()
         if (conv / "tokenizer_config.json").exists():
-            return AutoTokenizer.from_pretrained(conv)
-        gguf = embedded.gguf_path()
-        return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    path = Path(source)
+            return _from_dir(conv, False, light)
+        return _from_gguf(embedded.gguf_path(), light)
+    path = Path(source).expanduser()
     if path.suffix == ".gguf":
         if not path.exists():
             raise ModelError("base_model", f"GGUF file {path} does not exist")
-        return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        return _from_gguf(path, light)
     if path.exists():
-        try:
-            return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        except (OSError, ValueError) as e:
-            raise ModelError(str(path), f"cannot load a tokenizer from this directory: {e}") from None
+        return _from_dir(path, trust_remote_code, light)
     return _from_hub(source, trust_remote_code)
+
+
+def _from_dir(path: Path, trust_remote_code: bool, light: bool) -> Any:
+    from newtune.errors import ModelError
+
+    if light and LightTokenizer.can_load(path):
+        return LightTokenizer.from_dir(path)
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ModelError(str(path), f"cannot load a tokenizer from this directory: {e}") from None
+
+
+def _from_gguf(gguf: Path, light: bool) -> Any:
+    """A GGUF's tokenizer; with `light`, converted once into a cached tokenizer.json directory."""
+    from newtune.embedded import cache_root
+
+    if light:
+        st = gguf.stat()
+        key = hashlib.sha256(f"{gguf.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+        saved = cache_root() / "tokenizers" / key
+        if LightTokenizer.can_load(saved):
+            return LightTokenizer.from_dir(saved)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if light:
+        import shutil
+        import tempfile
+
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=saved.parent))
+        tok.save_pretrained(tmp)
+        shutil.rmtree(saved, ignore_errors=True)
+        tmp.rename(saved)
+    return tok
 
 
 def _from_hub(repo_id: str, trust_remote_code: bool) -> Any:
@@ -78,3 +174,127 @@ def _from_hub(repo_id: str, trust_remote_code: bool) -> Any:
             "when offline, download the model elsewhere and set base_model to its local directory "
             "(or omit base_model to use the embedded SmolLM2-135M-Instruct)",
         ) from None
+
+
+class LightTokenizer:
+    """tokenizer.json + tokenizer_config.json through `tokenizers` alone: the calls the data path makes, same ids."""
+
+    padding_side = "right"
+
+    def __init__(self, backend: Any, config: dict, chat_template: Any) -> None:
+        self._tokenizer = self.backend_tokenizer = backend
+        self.chat_template = chat_template
+        self.clean_up_tokenization_spaces = bool(config.get("clean_up_tokenization_spaces", False))
+        self.name_or_path = config.get("name_or_path", "")
+        self._specials: dict[str, str | None] = {n: _token_text(config.get(n)) for n in SPECIAL_NAMES}
+        extra = config.get("extra_special_tokens") or config.get("additional_special_tokens") or []
+        self.additional_special_tokens = [_token_text(t) for t in extra] if isinstance(extra, list) else []
+
+    @staticmethod
+    def can_load(path: Path) -> bool:
+        cfg_file = path / "tokenizer_config.json"
+        if not (path / "tokenizer.json").exists() or not cfg_file.exists():
+            return False
+        cfg = json.loads(cfg_file.read_text())
+        return (cfg.get("tokenizer_class") in PLAIN_CLASSES and "auto_map" not in cfg
+                and "add_bos_token" not in cfg and "add_eos_token" not in cfg)
+
+    @classmethod
+    def from_dir(cls, path: Path) -> LightTokenizer:
+        from tokenizers import AddedToken, Tokenizer
+
+        backend = Tokenizer.from_file(str(path / "tokenizer.json"))
+        cfg = json.loads((path / "tokenizer_config.json").read_text())
+        vocab = backend.get_vocab(with_added_tokens=True)
+        for info in (cfg.get("added_tokens_decoder") or {}).values():
+            if info["content"] not in vocab:
+                backend.add_tokens([AddedToken(info["content"], single_word=info.get("single_word", False),
+                                               lstrip=info.get("lstrip", False), rstrip=info.get("rstrip", False),
+                                               normalized=info.get("normalized", True), special=info.get("special", False))])
+        template = cfg.get("chat_template")
+        if template is None and (path / "chat_template.jinja").exists():
+            template = (path / "chat_template.jinja").read_text()
+        tok = cls(backend, cfg, template)
+        tok.name_or_path = str(path)
+        return tok
+
+    # special tokens
+    def __getattr__(self, name: str) -> Any:
+        specials = self.__dict__.get("_specials", {})
+        if name in specials:
+            return specials[name]
+        if name.endswith("_id") and name[:-3] in specials:
+            text = specials[name[:-3]]
+            return None if text is None else self._tokenizer.token_to_id(text)
+        raise AttributeError(name)
+
+    def set_special(self, name: str, text: str) -> None:
+        if self._tokenizer.token_to_id(text) is None or text not in self.all_special_tokens:
+            from tokenizers import AddedToken
+
+            self._tokenizer.add_special_tokens([AddedToken(text, rstrip=False, lstrip=False, normalized=False,
+                                                           special=True)])
+        self._specials[name] = text
+
+    def add_tokens(self, tokens: list[Any], special: bool) -> None:
+        if special:
+            self._tokenizer.add_special_tokens(tokens)
+            self.additional_special_tokens += [t.content for t in tokens]
+        else:
+            self._tokenizer.add_tokens(tokens)
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        named = [t for t in self._specials.values() if t is not None]
+        return list(dict.fromkeys(named + self.additional_special_tokens))
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        return [self._tokenizer.token_to_id(t) for t in self.all_special_tokens]
+
+    # encoding and decoding
+    def __call__(self, text: str | list[str], add_special_tokens: bool = True, return_offsets_mapping: bool = False,
+                 return_attention_mask: bool = True, truncation: bool = False, padding: bool = False,
+                 return_tensors: None = None) -> dict[str, Any]:
+        if truncation or padding or return_tensors is not None:
+            raise TypeError("LightTokenizer does not truncate, pad or return tensors")
+        single = isinstance(text, str)
+        encs = self._tokenizer.encode_batch([text] if single else list(text), add_special_tokens=add_special_tokens)
+        out: dict[str, Any] = {"input_ids": [e.ids for e in encs]}
+        if return_attention_mask:
+            out["attention_mask"] = [e.attention_mask for e in encs]
+        if return_offsets_mapping:
+            out["offset_mapping"] = [e.offsets for e in encs]
+        return {k: v[0] for k, v in out.items()} if single else out
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
+        text = self._tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
+        if self.clean_up_tokenization_spaces:
+            for a, b in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                         (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
+                text = text.replace(a, b)
+        return text
+
+    def convert_ids_to_tokens(self, ids: Any) -> Any:
+        if isinstance(ids, int):
+            return self._tokenizer.id_to_token(ids)
+        return [self._tokenizer.id_to_token(i) for i in ids]
+
+    def convert_tokens_to_ids(self, tokens: Any) -> Any:
+        if isinstance(tokens, str):
+            return self._tokenizer.token_to_id(tokens)
+        return [self._tokenizer.token_to_id(t) for t in tokens]
+
+    def get_vocab(self) -> dict[str, int]:
+        return self._tokenizer.get_vocab(with_added_tokens=True)
+
+    def __len__(self) -> int:
+        return self._tokenizer.get_vocab_size(with_added_tokens=True)
+
+
+def _token_text(value: Any) -> str | None:
+    """A special token as tokenizer_config.json writes it: a string or {"content": ...}."""
+    return value.get("content") if isinstance(value, dict) else value
