@@ -164,13 +164,18 @@ def main(argv: list[str] | None = None) -> int:
         from axolotl.utils.dict import DictDefault
         from axolotl.utils.trainer import disable_datasets_caching
 
+        imports_seconds = time.perf_counter() - wall_start
         timer = WrapperTimer()
         timer.install()
+        cfg_start = time.perf_counter()
         cfg = load_cfg(DictDefault(raw), is_preprocess=True)
+        cfg_seconds = time.perf_counter() - cfg_start
         cfg.is_preprocess = True
         with disable_datasets_caching():
             loader = load_preference_datasets if cfg.rl else load_datasets
+            prep_start = time.perf_counter()
             meta = loader(cfg=cfg, cli_args=PreprocessCliArgs(debug_num_examples=0, download=False))
+            prep = time.perf_counter() - prep_start
         train = meta.train_dataset
         if meta.eval_dataset is not None and len(meta.eval_dataset):
             print(f"warning: {len(meta.eval_dataset)} rows went to eval (set val_set_size: 0); "
@@ -179,14 +184,18 @@ def main(argv: list[str] | None = None) -> int:
         wanted = [c for c in args.columns.split(",") if c]
         columns = [c for c in wanted if c in train.column_names] if not cfg.rl else train.column_names
         args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_start = time.perf_counter()
         with args.out.open("w", encoding="utf-8") as f:
             for row in train.select_columns(columns):
                 f.write(json.dumps({c: as_list(row[c]) for c in columns}) + "\n")
-
+        write = time.perf_counter() - write_start
     wall = time.perf_counter() - wall_start
     rate = timer.rows_in / timer.seconds if timer.seconds else float("nan")
     print(f"axolotl tokenization: {timer.rows_in} rows in {timer.seconds:.3f}s = {rate:,.0f} rows/s "
           f"({timer.rows_out} rows after the strategy)", file=sys.stderr)
+    print(f"setup + imports: {imports_seconds:.3f}s; axolotl load_cfg: {cfg_seconds:.3f}s; "
+          f"dataset preparation (load, tokenize, filter, save): {prep:.3f}s; writing JSONL: {write:.3f}s",
+          file=sys.stderr)
     print(f"wrote {len(train)} rows to {args.out}; total wall time {wall:.2f}s "
           "(including imports and config validation)", file=sys.stderr)
     return 0
