@@ -1,0 +1,68 @@
+"""Which rows go into which micro-batch, epoch by epoch: seeded, so a resumed run sees the same order.
+
+A micro-batch is a list of sequences; a sequence is an array of row indices (one row, or the rows of
+a packed bin). Epoch `e` shuffles with seed `seed + e`, so the plan of any epoch is rebuilt from the
+config alone: resuming needs only (epoch, micro-batches already used).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from newtune.data.pack import batches_of_bins, pack_lengths
+
+MicroBatch = list[np.ndarray]
+
+
+def lengths_of(ds: Any) -> np.ndarray:
+    """The `length` column as int64 (computed from input_ids when the dataset lacks it)."""
+    if "length" in ds.column_names:
+        return np.asarray(ds.with_format("numpy")["length"], dtype=np.int64)
+    return np.asarray([len(x) for x in ds["input_ids"]], dtype=np.int64)
+
+
+def epoch_plan(lengths: np.ndarray, *, batch_size: int, packed: bool, capacity: int, seed: int | None) -> list[MicroBatch]:
+    """Micro-batches of one epoch. seed=None keeps dataset order (evaluation)."""
+    if packed:
+        return batches_of_bins(pack_lengths(lengths, capacity=capacity, seed=seed), batch_size)
+    n = len(lengths)
+    order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
+    return [[order[i : i + 1] for i in range(s, min(s + batch_size, n))] for s in range(0, n, batch_size)]
+
+
+def steps_in_epoch(n_micro: int, accumulation: int, world: int) -> int:
+    """Optimizer steps per epoch. One process keeps a short last step; several drop it (every rank must step)."""
+    per_step = accumulation * world
+    return -(-n_micro // per_step) if world == 1 else n_micro // per_step
+
+
+def collate(ds: Any, micro: MicroBatch, *, packed: bool, pad_id: int, pad_to: int | None) -> Any:
+    """Rows of `micro` fetched in one read and collated (padded, or packed with position_ids)."""
+    from newtune.train.collate import pack_batch, pad_batch
+
+    flat = np.concatenate(micro).tolist()
+    got = ds[flat]
+    rows = [{"input_ids": i, "labels": lab} for i, lab in zip(got["input_ids"], got["labels"], strict=True)]
+    if not packed:
+        return pad_batch(rows, pad_id, pad_to=pad_to)
+    bins, start = [], 0
+    for seq in micro:
+        bins.append(rows[start : start + len(seq)])
+        start += len(seq)
+    return pack_batch(bins, pad_id, pad_to=pad_to)
+
+
+def shard(items: Sequence[Any], rank: int, world: int) -> list[Any]:
+    """This rank's share: items rank, rank + world, ... (the same split on every epoch)."""
+    return list(items[rank::world])
+
+
+def eval_batches(ds: Any, *, batch_size: int, packed: bool, capacity: int, pad_id: int, pad_to: int | None,
+                 rank: int = 0, world: int = 1) -> Iterator[Any]:
+    """This rank's eval micro-batches, in dataset order."""
+    plan = epoch_plan(lengths_of(ds), batch_size=batch_size, packed=packed, capacity=capacity, seed=None)
+    for micro in shard(plan, rank, world):
+        yield collate(ds, micro, packed=packed, pad_id=pad_id, pad_to=pad_to)

@@ -1,0 +1,198 @@
+"""Checkpoints: model/adapter weights, optimizer, scheduler, RNG states and the data position.
+
+Each checkpoint is written into a hidden temp directory, finished with a marker file written last,
+then renamed to `checkpoint-<step>`. A crash or a full disk can leave only a `.tmp-*` directory,
+which is never taken for a checkpoint and is removed at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from newtune.config.train import TrainConfig
+from newtune.errors import NewtuneError
+
+PREFIX = "checkpoint-"
+MARKER = "newtune_checkpoint.json"  # written last: a checkpoint without it is incomplete
+TMP_PREFIX = ".tmp-checkpoint-"
+
+
+@dataclass
+class TrainState:
+    """Where the run is: enough to continue exactly as if it had never stopped."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # epoch of the next micro-batch
+    batch_in_epoch: int = 0  # micro-batches of this epoch already used (all ranks together)
+    tokens: int = 0  # trained (label) tokens so far
+    real_tokens: int = 0  # non-pad input tokens so far
+    seconds: float = 0.0  # training time before this process started
+
+
+def is_complete(path: Path) -> bool:
+    return path.is_dir() and (path / MARKER).is_file()
+
+
+def checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoints in output_dir, oldest first."""
+    if not output_dir.is_dir():
+        return []
+    found = [p for p in output_dir.glob(PREFIX + "*") if p.name[len(PREFIX):].isdigit() and is_complete(p)]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+
+
+def resume_path(t: TrainConfig) -> Path | None:
+    """The checkpoint to resume from: resume_from_checkpoint, else the newest one when auto-resuming."""
+    if t.resume_from_checkpoint:
+        path = Path(t.resume_from_checkpoint).expanduser()
+        if not path.is_dir():
+            raise NewtuneError("resume_from_checkpoint", f"{path} does not exist")
+        if not is_complete(path):
+            raise NewtuneError("resume_from_checkpoint", f"{path} is not a complete newtune checkpoint ({MARKER} is missing)",
+                               "it was interrupted while saving; resume from an earlier checkpoint")
+        return path
+    if t.auto_resume_from_checkpoints:
+        found = checkpoints(Path(t.output_dir))
+        return found[-1] if found else None
+    return None
+
+
+def remove_partial(output_dir: Path) -> None:
+    """Delete temp directories left by a save that was killed or failed."""
+    for p in output_dir.glob(TMP_PREFIX + "*") if output_dir.is_dir() else []:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def rng_states() -> dict:
+    import numpy as np
+    import torch
+
+    out = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_states(states: dict) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(output_dir: Path, state: TrainState, *, accelerator: Any, model: Any, optimizer: Any,
+                    scheduler: Any, write_extras: Callable[[Path], None] | None = None) -> Path:
+    """Write checkpoint-<state.step> atomically; every rank must call this (state dicts are collective)."""
+    import torch
+
+    final = output_dir / f"{PREFIX}{state.step}"
+    tmp = output_dir / f"{TMP_PREFIX}{state.step}"
+    main = accelerator.is_main_process
+    state_dict = accelerator.get_state_dict(model)  # gathers shards under FSDP/DeepSpeed: all ranks call it
+    try:
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        torch.save(rng_states(), tmp / f"rng_state_{accelerator.process_index}.pth")
+        if main:
+            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+            if accelerator.scaler is not None:
+                torch.save(accelerator.scaler.state_dict(), tmp / "scaler.pt")
+            if write_extras is not None:
+                write_extras(tmp)
+            write_marker(tmp, state, accelerator.num_processes)
+        accelerator.wait_for_everyone()
+        if main:
+            replace_dir(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = checkpoints(output_dir)
+        raise NewtuneError("output_dir", f"could not write checkpoint {final.name}: {e}",
+                           f"free disk space in {output_dir}; " + (f"{kept[-1]} is intact, resume from it"
+                                                                    if kept else "no earlier checkpoint exists")) from None
+    return final
+
+
+def write_marker(tmp: Path, state: TrainState, world_size: int) -> None:
+    """The marker, fsynced after everything else, so its presence means the rest is on disk."""
+    for f in tmp.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    data = json.dumps({**asdict(state), "world_size": world_size}, indent=2)
+    with open(tmp / MARKER, "w") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Rename tmp to final; an older directory of the same name is moved aside first, then removed."""
+    old = final.with_name(TMP_PREFIX + final.name + ".old")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def prune(output_dir: Path, limit: int | None) -> list[Path]:
+    """Keep the newest `limit` complete checkpoints; return the ones removed."""
+    if not limit:
+        return []
+    old = checkpoints(output_dir)[:-limit]
+    for p in old:
+        shutil.rmtree(p, ignore_errors=True)
+    return old
+
+
+def load_checkpoint(path: Path, *, accelerator: Any, model: Any, optimizer: Any, scheduler: Any) -> TrainState:
+    """Restore weights, optimizer, scheduler, scaler and this rank's RNG states; return the position."""
+    import torch
+
+    meta = json.loads((path / MARKER).read_text())
+    if meta.pop("world_size") != accelerator.num_processes:
+        raise NewtuneError("resume_from_checkpoint", f"{path} was written by a run on a different number of processes",
+                           "resume with the same number of processes")
+    load_weights(accelerator.unwrap_model(model), path)
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    if accelerator.scaler is not None and (path / "scaler.pt").exists():
+        accelerator.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))
+    set_rng_states(torch.load(path / f"rng_state_{accelerator.process_index}.pth", weights_only=False))
+    return TrainState(**meta)
+
+
+def load_weights(model: Any, path: Path) -> None:
+    """Load the adapter (peft) or the full model weights saved by save_pretrained into `model`."""
+    from safetensors.torch import load_file
+
+    if (path / "adapter_config.json").exists():
+        from peft import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(model, load_file(path / "adapter_model.safetensors"))
+        if result.unexpected_keys:
+            raise NewtuneError("resume_from_checkpoint", f"{path}: the adapter does not fit this model "
+                               f"(unexpected: {', '.join(result.unexpected_keys[:3])})")
+        return
+    files = sorted(path.glob("model*.safetensors"))
+    if not files:
+        raise NewtuneError("resume_from_checkpoint", f"{path} holds neither an adapter nor model weights")
+    for f in files:
+        result = model.load_state_dict(load_file(f), strict=False)
+        if result.unexpected_keys:
+            raise NewtuneError("resume_from_checkpoint", f"{path}: the weights do not fit this model "
+                               f"(unexpected: {', '.join(result.unexpected_keys[:3])})")

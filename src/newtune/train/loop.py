@@ -1,0 +1,346 @@
+"""`newtune train`: the training loop, on accelerate, readable top to bottom.
+
+The loss of an optimizer step is the mean over every trained token of the step: its micro-batches
+on every rank. Each micro-batch's loss *sum* is divided by the step's trained-token total, counted on
+the host before any forward pass (and all-reduced across ranks), so 1 × 4 and 4 × 1 give the same
+gradient. DDP averages gradients over ranks, so each rank's loss is scaled by the world size.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from newtune.config.run import RunConfig
+from newtune.errors import NewtuneError
+from newtune.train import batches as B
+from newtune.train import checkpoint as ckpt
+from newtune.train.metrics import Metrics, check_trackers, peak_memory_gb, plot_losses, print_summary
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    steps: int
+    seconds: float
+    tokens: int  # real (non-pad) input tokens trained on in this process's lifetime and before
+    trained_tokens: int
+    tokens_per_s: float
+    peak_memory_gb: float
+    final_loss: float | None
+    eval_loss: float | None
+    eval_perplexity: float | None
+    last_checkpoint: Path | None
+    interrupted: bool = False
+    model: Any = field(default=None, repr=False)  # the trained model, unwrapped (for tests and callers)
+
+
+@dataclass
+class Schedule:
+    """Step counts derived from the data and the config."""
+
+    micro_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+    eval_every: int | None
+    save_every: int | None
+    save_each_epoch: bool
+
+
+def make_schedule(cfg: RunConfig, n_micro: int, world: int, has_eval: bool) -> Schedule:
+    t = cfg.train
+    per_epoch = B.steps_in_epoch(n_micro, t.gradient_accumulation_steps, world)
+    if per_epoch == 0:
+        raise NewtuneError("micro_batch_size", f"{n_micro} micro-batches cannot fill one optimizer step of "
+                           f"{t.gradient_accumulation_steps} × {world} processes",
+                           "add data or lower gradient_accumulation_steps / micro_batch_size")
+    total = t.max_steps or math.ceil(t.num_epochs * per_epoch)
+    eval_every = t.eval_steps or (max(1, per_epoch // t.evals_per_epoch) if t.evals_per_epoch else None)
+    save_every = t.save_steps or (max(1, per_epoch // t.saves_per_epoch) if t.saves_per_epoch else None)
+    each_epoch = t.save_strategy == "epoch" or (t.save_strategy is None and save_every is None)
+    if t.save_strategy == "no":
+        save_every, each_epoch = None, False
+    return Schedule(n_micro, per_epoch, total, eval_every if has_eval else None, save_every, each_epoch)
+
+
+@dataclass
+class Run:
+    """Everything the loop works with, built once by `setup`."""
+
+    cfg: RunConfig
+    console: Any
+    acc: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    params: list
+    tokenizer: Any
+    data: Any
+    lengths: Any
+    sched: Schedule
+    state: ckpt.TrainState
+    resumed_from: Path | None
+    device_type: str
+
+    def plan(self, epoch: int) -> list:
+        t = self.cfg.train
+        return B.epoch_plan(self.lengths, batch_size=t.micro_batch_size, packed=t.sample_packing,
+                            capacity=self.cfg.data.sequence_len, seed=t.seed + epoch)
+
+    def collate(self, micro: Any) -> Any:
+        t = self.cfg.train
+        return B.collate(self.data.train, micro, packed=t.sample_packing, pad_id=self.tokenizer.pad_token_id,
+                         pad_to=self.cfg.data.sequence_len if t.pad_to_sequence_len else None)
+
+    @property
+    def has_eval(self) -> bool:
+        return self.data.eval is not None and len(self.data.eval) > 0
+
+
+def run_training(cfg: RunConfig, console: Any) -> TrainResult:
+    """Prepare data and model, train as configured, write the outputs; resumable and interruptible."""
+    run = setup(cfg, console)
+    metrics = Metrics(cfg.train, cfg.flat(), total_steps=run.sched.total_steps, console=console,
+                      main=run.acc.is_main_process, resume_step=run.state.step if run.resumed_from else 0)
+    stop = StopFlag()
+    started, tokens_before, seconds_before = time.perf_counter(), run.state.real_tokens, run.state.seconds
+    try:
+        last_ckpt, eval_result = train_steps(run, metrics, stop, started)
+    finally:
+        stop.restore()
+        metrics.close()
+    interrupted = run.state.step < run.sched.total_steps
+    if not interrupted:
+        save_final(run)
+    elapsed = time.perf_counter() - started
+    result = TrainResult(
+        output_dir=Path(cfg.train.output_dir), steps=run.state.step, seconds=seconds_before + elapsed,
+        tokens=run.state.real_tokens, trained_tokens=run.state.tokens,
+        tokens_per_s=(run.state.real_tokens - tokens_before) / max(elapsed, 1e-9),
+        peak_memory_gb=peak_memory_gb(run.device_type), final_loss=metrics.last.get("loss"),
+        eval_loss=eval_result.loss if eval_result else None,
+        eval_perplexity=eval_result.perplexity if eval_result else None,
+        last_checkpoint=last_ckpt, interrupted=interrupted, model=run.acc.unwrap_model(run.model))
+    if run.acc.is_main_process:
+        plot_losses(cfg.train.output_dir)
+        print_summary(console, result)
+    return result
+
+
+def setup(cfg: RunConfig, console: Any) -> Run:
+    """Precision, accelerator, data, model with its adapter, optimizer, schedule; then the resume state."""
+    from accelerate import Accelerator, PartialState
+    from accelerate.utils import set_seed
+
+    from newtune.data.pipeline import prepare
+    from newtune.data.tokenizer import tokenizer_for
+    from newtune.model.adapters import apply_adapter
+    from newtune.model.load import load_model
+    from newtune.train.optim import build_optimizer, build_scheduler
+    from newtune.train.precision import apply_tf32, resolve_precision
+
+    t, out = cfg.train, Path(cfg.train.output_dir)
+    check_trackers(t)
+    device_type = PartialState().device.type
+    prec = resolve_precision(t, adapter=cfg.adapter.adapter, device_type=device_type)
+    apply_tf32(t)
+    acc = Accelerator(mixed_precision=prec.mixed_precision)
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.remove_partial(out)
+    resume = ckpt.resume_path(t)
+
+    tokenizer = tokenizer_for(cfg.model)
+    with acc.main_process_first():  # the main process builds the dataset cache; the others then read it
+        data = prepare(cfg.data, tokenizer, seed=t.seed, console=console if acc.is_main_process else None)
+    lengths = B.lengths_of(data.train)
+    n_micro = len(B.epoch_plan(lengths, batch_size=t.micro_batch_size, packed=t.sample_packing,
+                               capacity=cfg.data.sequence_len, seed=t.seed))
+    has_eval = data.eval is not None and len(data.eval) > 0
+    sched = make_schedule(cfg, n_micro, acc.num_processes, has_eval)
+
+    set_seed(t.seed)  # before the adapter exists: LoRA's initial weights come from this seed
+    model = load_model(cfg.model, tokenizer, dtype=prec.torch_dtype())
+    if t.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    added = bool(cfg.model.tokens or (cfg.model.special_tokens and cfg.model.special_tokens.additional_special_tokens))
+    model = apply_adapter(model, cfg.adapter, tokenizer, added_tokens=added)
+    if t.neftune_noise_alpha:
+        add_neftune(model, t.neftune_noise_alpha)
+    model.train()
+    optimizer = build_optimizer(model, t, device_type)
+    model, optimizer = acc.prepare(model, optimizer)
+    # Not prepared by accelerate, which would step it once per process: we step it once per optimizer step.
+    scheduler = build_scheduler(optimizer, t, sched.total_steps)
+    state = ckpt.TrainState()
+    if resume is not None:
+        state = ckpt.load_checkpoint(resume, accelerator=acc, model=model, optimizer=optimizer, scheduler=scheduler)
+        if acc.is_main_process:
+            console.print(f"resuming from {resume} (step {state.step}, epoch {state.epoch})")
+    params = [p for p in model.parameters() if p.requires_grad]
+    return Run(cfg, console, acc, model, optimizer, scheduler, params, tokenizer, data, lengths, sched, state,
+               resume, device_type)
+
+
+def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> tuple[Path | None, Any]:
+    """Optimizer steps from run.state to the end (or to Ctrl-C); returns (last checkpoint, last eval)."""
+    t, acc, state, sched = run.cfg.train, run.acc, run.state, run.sched
+    seconds_before = state.seconds
+    last_ckpt, eval_result = run.resumed_from, None
+    log_loss, log_steps, log_time, log_tokens = None, 0, time.perf_counter(), state.real_tokens
+    plan = run.plan(state.epoch)
+    while state.step < sched.total_steps:
+        chunk = plan[state.batch_in_epoch : state.batch_in_epoch + t.gradient_accumulation_steps * acc.num_processes]
+        step_loss, grad_norm, lr, n_step, n_tokens = optimizer_step(run, chunk)
+        state.step += 1
+        state.batch_in_epoch += len(chunk)
+        state.tokens += n_step
+        state.real_tokens += n_tokens
+        log_loss = step_loss if log_loss is None else log_loss + step_loss
+        log_steps += 1
+        epoch_done = state.batch_in_epoch >= len(plan) or state.step >= sched.steps_per_epoch * (state.epoch + 1)
+        if epoch_done:
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+            plan = run.plan(state.epoch)
+
+        record: dict[str, Any] = {}
+        if state.step % t.logging_steps == 0 or state.step == sched.total_steps:
+            loss = log_loss / log_steps
+            if acc.num_processes > 1:
+                loss = acc.reduce(loss, "mean")
+            now = time.perf_counter()
+            record = {"step": state.step, "epoch": round(state.step / sched.steps_per_epoch, 4),
+                      "loss": loss.item(), "lr": lr, "grad_norm": float(grad_norm),  # sync point: logging steps only
+                      "tokens": state.real_tokens, "trained_tokens": state.tokens,
+                      "tokens_per_s": (state.real_tokens - log_tokens) / max(now - log_time, 1e-9)}
+            log_loss, log_steps, log_time, log_tokens = None, 0, now, state.real_tokens
+        final = state.step == sched.total_steps
+        if run.has_eval and ((sched.eval_every and state.step % sched.eval_every == 0) or final):
+            eval_result = run_eval(run)
+            record.update(step=state.step, eval_loss=eval_result.loss, eval_perplexity=eval_result.perplexity)
+        if record:
+            metrics.log(record)
+        metrics.advance(state.step)
+
+        due = (sched.save_every and state.step % sched.save_every == 0) or (sched.save_each_epoch and epoch_done)
+        stopping = stop.requested(acc)
+        if stopping or (due and not final):
+            state.seconds = seconds_before + time.perf_counter() - started
+            last_ckpt = save_checkpoint(run)
+        if stopping:
+            break
+    return last_ckpt, eval_result
+
+
+def optimizer_step(run: Run, chunk: list) -> tuple[Any, Any, float, int, int]:
+    """Forward/backward over this rank's micro-batches of the step, clip, step; (loss, grad_norm, lr, tokens...)."""
+    import torch
+
+    from newtune.train.loss import lm_loss_sum
+
+    acc, model, t, world = run.acc, run.model, run.cfg.train, run.acc.num_processes
+    mine = [run.collate(m) for m in B.shard(chunk, acc.process_index, world)]
+    n_step = sum(b.n_trained for b in mine)  # host ints: counted before any forward pass
+    n_tokens = sum(b.n_tokens for b in mine)
+    if world > 1:  # sync point: every rank needs the step's global token count
+        counts = acc.reduce(torch.tensor([n_step, n_tokens], device=acc.device), "sum").tolist()
+        n_step, n_tokens = int(counts[0]), int(counts[1])
+    divisor = max(n_step, 1)
+    lr = run.scheduler.get_last_lr()[0]  # the rate this step uses
+    step_loss = torch.zeros((), device=acc.device)
+    try:
+        for i, batch in enumerate(mine):
+            last = i == len(mine) - 1
+            with nullcontext() if last else acc.no_sync(model):  # DDP all-reduces gradients on the last one only
+                loss_sum, _ = lm_loss_sum(model, batch.to(acc.device))
+                acc.backward(loss_sum * (world / divisor))  # DDP averages over ranks; × world undoes that
+            step_loss += loss_sum.detach() / divisor
+        grad_norm = acc.clip_grad_norm_(run.params, t.max_grad_norm or float("inf"))
+        run.optimizer.step()
+        if not acc.optimizer_step_was_skipped:  # fp16 overflow: the scaler skipped this step
+            run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    except torch.OutOfMemoryError:
+        raise out_of_memory(run.cfg, run.state.step) from None
+    return step_loss * world, grad_norm, lr, n_step, n_tokens
+
+
+def save_checkpoint(run: Run) -> Path:
+    from newtune.export.artifacts import save_artifacts
+
+    out = Path(run.cfg.train.output_dir)
+    path = ckpt.save_checkpoint(out, run.state, accelerator=run.acc, model=run.model, optimizer=run.optimizer,
+                                scheduler=run.scheduler,
+                                write_extras=lambda d: save_artifacts(d, run.cfg, run.tokenizer))
+    if run.acc.is_main_process:
+        ckpt.prune(out, run.cfg.train.save_total_limit)
+    return path
+
+
+def run_eval(run: Run) -> Any:
+    from newtune.train.evaluate import evaluate_loss
+
+    return evaluate_loss(run.model, run.data.eval, run.cfg, pad_id=run.tokenizer.pad_token_id, accelerator=run.acc)
+
+
+def save_final(run: Run) -> None:
+    """The adapter (peft) or the full model, plus config, tokenizer and prompt format, in output_dir."""
+    from newtune.export.artifacts import save_artifacts
+
+    acc, out = run.acc, Path(run.cfg.train.output_dir)
+    state_dict = acc.get_state_dict(run.model)  # collective under FSDP/DeepSpeed
+    if acc.is_main_process:
+        acc.unwrap_model(run.model).save_pretrained(out, state_dict=state_dict, safe_serialization=True)
+        save_artifacts(out, run.cfg, run.tokenizer)
+    acc.wait_for_everyone()
+
+
+def add_neftune(model: Any, alpha: float) -> None:
+    """NEFTune: uniform noise of scale alpha / sqrt(length × width) on the input embeddings, training only."""
+    import torch
+
+    def noise(module: Any, _args: Any, output: Any) -> Any:
+        if not module.training:
+            return output
+        scale = alpha / math.sqrt(output.shape[1] * output.shape[2])
+        return output + torch.zeros_like(output).uniform_(-scale, scale)
+
+    model.get_input_embeddings().register_forward_hook(noise)
+
+
+def out_of_memory(cfg: RunConfig, step: int) -> NewtuneError:
+    t = cfg.train
+    return NewtuneError(
+        "micro_batch_size", f"out of memory at step {step + 1} (micro_batch_size {t.micro_batch_size}, "
+        f"sequence_len {cfg.data.sequence_len})",
+        "lower micro_batch_size (raise gradient_accumulation_steps to keep the batch), lower sequence_len, "
+        "set gradient_checkpointing: true, or use adapter: lora")
+
+
+class StopFlag:
+    """Ctrl-C asks the loop to save a checkpoint and stop after the current step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.hit = False
+        self.previous = signal.signal(signal.SIGINT, self.handle)
+
+    def handle(self, *_: Any) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit = True
+
+    def requested(self, acc: Any) -> bool:
+        if acc.num_processes == 1:
+            return self.hit
+        import torch
+
+        flag = torch.tensor(float(self.hit), device=acc.device)  # sync point: every rank must stop together
+        return bool(acc.reduce(flag, "sum").item())
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGINT, self.previous)

@@ -1,0 +1,117 @@
+"""The training loop on the tiny model: it learns, is reproducible, and accumulation is exact."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import losses
+
+from newtune.train.loop import add_neftune, make_schedule, run_training
+from newtune.train.metrics import read_metrics
+
+
+def initial_model(cfg, tok_dir):
+    """The model as training starts: same seed, same adapter init."""
+    from accelerate.utils import set_seed
+
+    from newtune.data.tokenizer import tokenizer_for
+    from newtune.model.adapters import apply_adapter
+    from newtune.model.load import load_model
+
+    tok = tokenizer_for(cfg.model)
+    set_seed(cfg.train.seed)
+    return apply_adapter(load_model(cfg.model, tok, dtype=torch.float32), cfg.adapter, tok)
+
+
+def test_lora_overfits_and_changes_exactly_the_trainable_parameters(tiny_run, tiny_model_dir):
+    cfg, console = tiny_run(rows=4, num_epochs=10, learning_rate=0.2, lr_scheduler="constant", micro_batch_size=4)
+    result = run_training(cfg, console)
+    got = losses(cfg.train.output_dir)
+    assert result.steps == 10 and len(got) == 10
+    # The tiny model's frozen tied embeddings cap how far LoRA alone can go (about 10.8 → 10.4).
+    assert got[-1] < got[0] - 0.3 and max(got[-3:]) < min(got[:3]), got
+    before = dict(initial_model(cfg, tiny_model_dir).named_parameters())
+    trained = frozen = 0
+    for name, p in result.model.named_parameters():
+        if p.requires_grad:
+            trained += 1
+            assert not torch.equal(p.detach(), before[name]), f"{name} did not change"
+        else:
+            frozen += 1
+            assert torch.equal(p.detach(), before[name]), f"frozen {name} changed"
+    assert trained == 2 * 7 * 2 and frozen > 0  # lora_A and lora_B of 7 linear layers in 2 blocks
+    out = cfg.train.output_dir
+    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "newtune.yml",
+                 "metrics.jsonl", "loss.png"):
+        assert (result.output_dir / name).is_file(), name
+    assert str(out) == str(result.output_dir)
+
+
+def test_same_seed_same_losses_and_another_seed_differs(tiny_run):
+    a = run_training(*tiny_run(out="a", num_epochs=2))
+    b = run_training(*tiny_run(out="b", num_epochs=2))
+    c = run_training(*tiny_run(out="c", num_epochs=2, seed=4))
+    assert a.steps == 8
+    assert losses(a.output_dir) == losses(b.output_dir)
+    assert losses(a.output_dir) != losses(c.output_dir)
+
+
+def test_micro_batch_4_equals_accumulation_4(tiny_run):
+    one = run_training(*tiny_run(out="mb4", micro_batch_size=4, gradient_accumulation_steps=1, num_epochs=2))
+    four = run_training(*tiny_run(out="ga4", micro_batch_size=1, gradient_accumulation_steps=4, num_epochs=2))
+    assert one.steps == four.steps == 4
+    assert losses(four.output_dir) == pytest.approx(losses(one.output_dir), rel=1e-5)
+    assert one.trained_tokens == four.trained_tokens
+
+
+def test_metrics_lines_and_eval(tiny_run):
+    cfg, console = tiny_run(rows=10, val_set_size=2, evals_per_epoch=2, num_epochs=1, warmup_steps=2,
+                            lr_scheduler="linear", max_grad_norm=0.5)
+    result = run_training(cfg, console)
+    recs = read_metrics(cfg.train.output_dir)
+    assert [r["step"] for r in recs] == [1, 2, 3, 4]  # 8 train rows / micro_batch_size 2
+    assert [r["lr"] for r in recs] == pytest.approx([0.0, 0.005, 0.01, 0.005])
+    assert [r["epoch"] for r in recs] == [0.25, 0.5, 0.75, 1.0]
+    assert [("eval_loss" in r) for r in recs] == [False, True, False, True]  # every 4 // 2 steps
+    for r in recs:
+        assert {"loss", "grad_norm", "tokens", "trained_tokens", "tokens_per_s"} <= r.keys()
+        assert r["grad_norm"] > 0
+    assert recs[-1]["eval_perplexity"] == pytest.approx(math.exp(recs[-1]["eval_loss"]))
+    assert result.eval_loss == recs[-1]["eval_loss"]
+    assert recs[-1]["trained_tokens"] == result.trained_tokens
+    assert recs[-1]["tokens"] == result.tokens > result.trained_tokens
+
+
+def test_max_steps_runs_past_one_epoch(tiny_run):
+    cfg, console = tiny_run(max_steps=6)
+    result = run_training(cfg, console)
+    assert result.steps == 6
+    assert [r["epoch"] for r in read_metrics(cfg.train.output_dir)][-1] == 1.5
+
+
+def test_schedule_counts(tiny_run):
+    cfg, _ = tiny_run(num_epochs=1.5, gradient_accumulation_steps=2, saves_per_epoch=2, eval_steps=3, save_strategy=None)
+    s = make_schedule(cfg, n_micro=5, world=1, has_eval=True)
+    assert (s.steps_per_epoch, s.total_steps, s.save_every, s.eval_every, s.save_each_epoch) == (3, 5, 1, 3, False)
+    s = make_schedule(cfg, n_micro=5, world=2, has_eval=False)  # several processes drop the short last step
+    assert (s.steps_per_epoch, s.eval_every) == (1, None)
+    cfg, _ = tiny_run(save_strategy=None)
+    assert make_schedule(cfg, n_micro=4, world=1, has_eval=False).save_each_epoch is True  # axolotl's default
+
+
+def test_neftune_noise_only_while_training():
+    torch.manual_seed(0)
+    model = torch.nn.Module()
+    emb = torch.nn.Embedding(10, 4)
+    model.get_input_embeddings = lambda: emb
+    add_neftune(model, alpha=5.0)
+    ids = torch.tensor([[1, 2, 3]])
+    clean = emb.weight[ids]
+    emb.train()
+    noisy = emb(ids)
+    bound = 5.0 / math.sqrt(3 * 4)
+    assert not torch.equal(noisy, clean) and (noisy - clean).abs().max() <= bound
+    emb.eval()
+    assert torch.equal(emb(ids), clean)
