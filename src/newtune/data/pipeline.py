@@ -196,12 +196,26 @@ def encode_batch(batch: RowBatch, ds: DatasetConfig, data: DataConfig, tok: Any,
         except NewtuneError as e:
             raise DataError(f"{where}: {e.where}" if e.where else where, e.problem, e.hint) from None
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-            raise row_error(e, row, where, ds) from None
+            raise row_error(missing_field(row, ds, data, tok, ctx) or e, row, where, ds) from None
     raise AssertionError("a batch failed to encode but each row alone encoded")  # pragma: no cover
 
 
+def missing_field(row: dict, ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext) -> KeyError | None:
+    """Null fields (JSON null, or absent where other rows have them) that the format needs, as a KeyError."""
+    present = {k: v for k, v in row.items() if v is not None}
+    if len(present) == len(row):
+        return None
+    try:
+        encode_rows([present], ds, data, tok, ctx)
+    except KeyError as e:
+        return e
+    except Exception:
+        return None
+    return None
+
+
 def row_error(e: Exception, row: dict, where: str, ds: DatasetConfig) -> DataError:
-    fields = ", ".join(row) or "no fields"
+    fields = ", ".join(k for k, v in row.items() if v is not None) or "no fields"
     label = f"{where} ({ds.type_name or 'pre-tokenized'})"
     if isinstance(e, KeyError):
         return DataError(label, f"missing field {e.args[0]!r} (row has: {fields})",

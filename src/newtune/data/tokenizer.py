@@ -244,6 +244,10 @@ class LightTokenizer:
             self._tokenizer.add_tokens(tokens)
 
     @property
+    def special_tokens_map(self) -> dict[str, str]:
+        return {name: text for name, text in self._specials.items() if text is not None}
+
+    @property
     def all_special_tokens(self) -> list[str]:
         named = [t for t in self._specials.values() if t is not None]
         return list(dict.fromkeys(named + self.additional_special_tokens))

@@ -1,0 +1,60 @@
+"""LightTokenizer gives transformers' ids without importing it; tokenizer_for applies the config's tokens."""
+
+from __future__ import annotations
+
+import pytest
+
+from newtune.config.load import load_config
+from newtune.data.tokenizer import LightTokenizer, fingerprint, load_tokenizer, tokenizer_for
+
+TEXTS = ["Hello world", " leading space", "<|im_start|>user\nhi<|im_end|>\n", "ünïcode 日本語 🙂", "a  b\t\tc\n\n", ""]
+
+
+def test_light_tokenizer_matches_transformers(smol_tok_dir, smol_tok):
+    assert LightTokenizer.can_load(smol_tok_dir)
+    light = load_tokenizer(str(smol_tok_dir), light=True)
+    assert isinstance(light, LightTokenizer)
+    for sp in (True, False):
+        a = light(TEXTS, add_special_tokens=sp, return_offsets_mapping=True)
+        b = smol_tok(TEXTS, add_special_tokens=sp, return_offsets_mapping=True)
+        assert a["input_ids"] == b["input_ids"]
+        assert [[tuple(o) for o in row] for row in a["offset_mapping"]] == [[tuple(o) for o in row] for row in b["offset_mapping"]]
+    ids = smol_tok(TEXTS[2])["input_ids"]
+    assert ids == [1, 4093, 198, 6004, 2, 198]
+    assert light.decode(ids) == smol_tok.decode(ids) == TEXTS[2]
+    assert light.convert_ids_to_tokens(ids) == smol_tok.convert_ids_to_tokens(ids)
+    for name in ("bos_token", "eos_token", "pad_token", "unk_token", "bos_token_id", "eos_token_id", "pad_token_id"):
+        assert getattr(light, name) == getattr(smol_tok, name), name
+    assert light.special_tokens_map == smol_tok.special_tokens_map
+    assert light.chat_template == smol_tok.chat_template
+    assert len(light) == len(smol_tok) == 49152
+    assert fingerprint(light) == fingerprint(smol_tok)
+
+
+def test_fingerprint_changes_with_template_and_specials(smol_tok_dir):
+    a = load_tokenizer(str(smol_tok_dir), light=True)
+    b = load_tokenizer(str(smol_tok_dir), light=True)
+    assert fingerprint(a) == fingerprint(b)
+    b.chat_template = "{{ messages }}"
+    assert fingerprint(a) != fingerprint(b)
+    c = load_tokenizer(str(smol_tok_dir), light=True)
+    c.set_special("pad_token", "<|endoftext|>")
+    assert fingerprint(a) != fingerprint(c)
+
+
+@pytest.mark.parametrize("light", [True, False])
+def test_tokenizer_for_applies_special_tokens_and_tokens(smol_tok_dir, light):
+    cfg = load_config(None, raw={"base_model": str(smol_tok_dir), "datasets": [{"path": "x.jsonl", "type": "completion"}],
+                                 "special_tokens": {"pad_token": "<pad>"}, "tokens": ["<think>"]})
+    tok = tokenizer_for(cfg.model, light=light)
+    assert tok.pad_token == "<pad>" and tok.pad_token_id == 49152
+    assert tok.convert_tokens_to_ids("<think>") == 49153
+    assert tok("a<think>b", add_special_tokens=False)["input_ids"] == [81, 49153, 82]
+    assert len(tok) == 49154
+
+
+def test_tokenizer_for_sets_a_missing_pad_token_to_eos(mistral_tok_dir):
+    cfg = load_config(None, raw={"base_model": str(mistral_tok_dir), "datasets": [{"path": "x.jsonl", "type": "completion"}]})
+    tok = tokenizer_for(cfg.model, light=True)  # a SentencePiece directory: loaded by transformers
+    assert not isinstance(tok, LightTokenizer)
+    assert tok.pad_token == "</s>" and tok.pad_token_id == 2
