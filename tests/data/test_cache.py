@@ -1,0 +1,118 @@
+"""The cache key covers config, tokenizer, files and code; writes are atomic and locked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from newtune.config.load import load_config
+from newtune.data import cache
+from newtune.data.pipeline import prepare_rows
+from newtune.data.tokenizer import load_tokenizer
+from newtune.errors import DataError
+
+ROWS = [{"segments": [{"text": "q", "label": False}, {"text": f" a{i}", "label": True}]} for i in range(3)]
+
+
+@pytest.fixture
+def setup(tmp_path, smol_tok_dir):
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    tok = load_tokenizer(str(smol_tok_dir), light=True)
+
+    def run(tok=tok, **keys):
+        raw = {"datasets": [{"path": str(path), "type": "input_output"}], "dataset_prepared_path": str(tmp_path / "prep"),
+               **keys}
+        return prepare_rows(load_config(None, raw=raw).data, tok, seed=0).summary
+
+    return path, tok, run
+
+
+def entries(root) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if not p.name.endswith(".lock"))
+
+
+def test_nothing_changed_reuses_the_cache(setup, tmp_path):
+    _, _, run = setup
+    first, second = run(), run()
+    assert (first.cached, second.cached) == (False, True)
+    assert first.cache_path == second.cache_path
+    assert entries(tmp_path / "prep") == [os.path.basename(first.cache_path)]
+
+
+def test_changed_file_retokenizes(setup):
+    path, _, run = setup
+    first = run()
+    path.write_text(path.read_text() + json.dumps(ROWS[0]) + "\n")
+    second = run()
+    assert not second.cached and second.cache_path != first.cache_path and second.train.rows_in == 4
+
+
+def test_changed_field_retokenizes(setup):
+    path, _, run = setup
+    base = run()
+    entry = {"path": str(path), "type": "input_output", "roles_to_train": ["assistant"]}
+    for keys in ({"train_on_inputs": True}, {"sequence_len": 1024}, {"datasets": [entry]}):
+        other = run(**keys)
+        assert not other.cached and other.cache_path != base.cache_path, keys
+
+
+def test_changed_template_or_tokenizer_retokenizes(setup, smol_tok_dir):
+    _, tok, run = setup
+    base = run()
+    other_tok = load_tokenizer(str(smol_tok_dir), light=True)
+    other_tok.chat_template = "{% for m in messages %}{{ m.content }}{% endfor %}"
+    assert run(tok=other_tok).cache_path != base.cache_path
+    assert run(tok=load_tokenizer(str(smol_tok_dir), light=True)).cached
+
+
+def test_changed_code_retokenizes(setup, monkeypatch):
+    _, _, run = setup
+    base = run()
+    monkeypatch.setattr(cache, "_code_hash", "something else")
+    assert run().cache_path != base.cache_path
+
+
+def test_file_identity_content_hash(tmp_path):
+    p = tmp_path / "f.jsonl"
+    p.write_text("abc")
+    fast = cache.file_identity(p)
+    slow = cache.file_identity(p, content=True)
+    assert slow == "3:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    os.utime(p, ns=(1, 1))
+    assert cache.file_identity(p) != fast and cache.file_identity(p, content=True) == slow
+
+
+def test_failed_build_leaves_no_entry(tmp_path, smol_tok_dir):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n{not json\n")
+    data = load_config(None, raw={"datasets": [{"path": str(path), "type": "input_output"}],
+                                  "dataset_prepared_path": str(tmp_path / "prep")}).data
+    with pytest.raises(DataError, match="d.jsonl line 2: invalid JSON"):
+        prepare_rows(data, load_tokenizer(str(smol_tok_dir), light=True), seed=0)
+    assert entries(tmp_path / "prep") == []
+
+
+SCRIPT = """
+import sys
+from newtune.config.load import load_config
+from newtune.data.pipeline import prepare_rows
+from newtune.data.tokenizer import load_tokenizer
+data = load_config(None, raw={"datasets": [{"path": sys.argv[1], "type": "input_output"}],
+                              "dataset_prepared_path": sys.argv[2]}).data
+s = prepare_rows(data, load_tokenizer(sys.argv[3], light=True), seed=0).summary
+print(s.cached, s.train.rows_out)
+"""
+
+
+def test_two_processes_share_one_entry(setup, tmp_path, smol_tok_dir):
+    path, _, _ = setup
+    args = [sys.executable, "-c", SCRIPT, str(path), str(tmp_path / "prep"), str(smol_tok_dir)]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
+    assert outs == ["False 3", "True 3"]
+    assert len(entries(tmp_path / "prep")) == 1
