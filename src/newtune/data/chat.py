@@ -66,6 +66,10 @@ def _resolve_choice(choice: str | None, jinja: str | None, where: str, tokenizer
 
 def template_source(ds: Any, data: Any, tokenizer: Any) -> str:
     """The template for dataset `ds`: its own chat_template/_jinja win over the top level's, as in axolotl."""
+    if getattr(ds, "conversation", None):  # sharegpt's `conversation:` style
+        from newtune.data.formats import sharegpt
+
+        return named_template(sharegpt.conversation_template(ds.conversation))
     top = None
     if data.chat_template is not None or data.chat_template_jinja:
         top = _resolve_choice(data.chat_template, data.chat_template_jinja, "", tokenizer, None)
@@ -117,8 +121,12 @@ def chat_setup(ds: Any, data: Any, tokenizer: Any) -> ChatSetup:
     if hit is not None:
         return hit[3]
     source = template_source(ds, data, tokenizer)
-    roles = train_rules.role_aliases(ds.roles)
-    extra = tuple(ds.roles.get("output", ())) if ds.type_name.startswith("sharegpt") and ds.roles else ()
+    if ds.type_name.startswith("sharegpt"):  # roles: {input: [...], output: [...]} lists trained roles
+        from newtune.data.formats import sharegpt
+
+        roles, extra = {}, sharegpt.output_roles(ds)
+    else:
+        roles, extra = train_rules.role_aliases(ds.roles), ()
     rules = train_rules.resolve(ds, data.train_on_inputs, data.eot_tokens, roles, source, tokenizer, extra)
     eot_re = re.compile("|".join(map(re.escape, rules.eot_tokens))) if rules.eot_tokens else None
     setup = ChatSetup(ChatTemplate.build(source, tokenizer), rules, eot_re, tokenizer)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from newtune.data.formats import chat_template, completion, input_output
+from newtune.data.formats import chat_template, completion, input_output, sharegpt
 from newtune.data.formats import (  # instruct-style types (axolotl's alpaca family and friends)
     alpaca, alpaca_chat, alpaca_w_system, concisechoice, context_qa, creative_acr, explainchoice, gpteacher,
     jeopardy, metharme, oasst, pygmalion, reflection, summarizetldr, user_defined,
@@ -14,6 +14,10 @@ FORMATS: dict[str, Format] = {
     "input_output": Format(input_output.to_segments, "segments", "text segments, each with label true/false"),
     "chat_template": Format(chat_template.to_conversation, "conversation", "messages rendered by a Jinja chat template"),
     "chat_template.default": Format(chat_template.to_conversation, "conversation", "same as chat_template"),
+    "sharegpt": Format(sharegpt.to_conversation, "conversation", "conversations of {from, value} turns"),
+    "sharegpt.load_role": Format(sharegpt.load_role, "conversation", "conversations of {role, value} turns"),
+    "sharegpt.load_guanaco": Format(sharegpt.load_guanaco, "conversation", "conversations of {role, text} turns"),
+    "sharegpt_jokes": Format(sharegpt.jokes, "conversation", "title, text, explanation → a joke chat"),
     # instruct-style types: each module's TYPES lists its names (dotted loaders included)
     **alpaca.TYPES, **alpaca_chat.TYPES, **alpaca_w_system.TYPES, **jeopardy.TYPES, **oasst.TYPES,
     **gpteacher.TYPES, **reflection.TYPES, **explainchoice.TYPES, **concisechoice.TYPES, **summarizetldr.TYPES,
