@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-from newtune.data.formats import chat_template, completion, input_output, sharegpt
-from newtune.data.formats import (  # instruct-style types (axolotl's alpaca family and friends)
-    alpaca, alpaca_chat, alpaca_w_system, concisechoice, context_qa, creative_acr, explainchoice, gpteacher,
-    jeopardy, metharme, oasst, pygmalion, reflection, summarizetldr, user_defined,
+from newtune.data.formats import (
+    alpaca,
+    alpaca_chat,
+    alpaca_w_system,
+    chat_template,
+    completion,
+    concisechoice,
+    context_qa,
+    creative_acr,
+    explainchoice,
+    gpteacher,
+    input_output,
+    jeopardy,
+    metharme,
+    oasst,
+    pygmalion,
+    reflection,
+    sharegpt,
+    summarizetldr,
+    user_defined,
 )
 from newtune.data.types import Format
 
