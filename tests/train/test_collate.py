@@ -86,3 +86,15 @@ def test_packed_rows_unpack_exactly(bins, extra):
     # n_trained is what the shifted loss sees: each row's labels after its first token.
     assert b.n_trained == sum(sum(x != -100 for x in r["labels"][1:]) for rows in bins for r in rows)
     assert b.n_trained == len(b.trained_positions)
+
+
+def test_flattened_pack_is_one_unpadded_row_with_varlen_boundaries():
+    b = pack_batch([[A, B], [C]], pad_id=0, flatten=True)
+    assert b.input_ids.tolist() == [[1, 10, 11, 12, 1, 20, 21, 1, 30]]
+    assert b.labels.tolist() == [[-100, -100, 11, 12, -100, 20, 21, -100, 30]]
+    assert b.position_ids.tolist() == [[0, 1, 2, 3, 0, 1, 2, 0, 1]]
+    assert b.n_trained == 5 and b.n_tokens == 9
+    kw = b.model_inputs()
+    assert kw["cu_seq_lens_q"].tolist() == kw["cu_seq_lens_k"].tolist() == [0, 4, 7, 9]
+    assert str(kw["cu_seq_lens_q"].dtype) == "torch.int32"  # flash-attn's varlen kernels take int32
+    assert kw["max_length_q"] == kw["max_length_k"] == 4

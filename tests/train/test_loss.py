@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_model
 from newtune.train.collate import pack_batch, pad_batch, step_token_count
 from newtune.train.loss import fast_path_applies, lm_loss_sum
 
 VOCAB = 512
+
+
+def tiny_model(vocab_size: int):
+    """tests/conftest.py's tiny Llama (imported by path: tests/train/conftest.py shadows the name)."""
+    spec = importlib.util.spec_from_file_location("root_conftest", Path(__file__).parents[1] / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.tiny_model(vocab_size)
 
 
 def make_rows(seed: int = 0, lengths=(9, 5, 12, 7)) -> list[dict]:
@@ -74,6 +84,33 @@ def test_packed_rows_have_the_same_loss_and_gradients_as_unpacked():
     torch.testing.assert_close(loss_p, loss_u, rtol=1e-5, atol=1e-5)
     for name, g in grads(model).items():
         torch.testing.assert_close(g_packed[name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_flattened_pack_gives_the_same_loss_as_separate_bins():
+    # flatten=True is the flash_attention_2 layout; under SDPA it must still be exact.
+    rows = make_rows()
+    model = tiny_model(VOCAB)
+    flat, n_flat = lm_loss_sum(model, pack_batch([rows[:2], rows[2:]], pad_id=0, flatten=True))
+    split, n_split = lm_loss_sum(model, pack_batch([rows[:2], rows[2:]], pad_id=0))
+    assert n_flat == n_split
+    torch.testing.assert_close(flat, split, rtol=1e-5, atol=1e-5)
+
+
+def test_gradient_checkpointing_keeps_the_loss_and_gradients():
+    rows = make_rows()
+    model = tiny_model(VOCAB)
+    batch = pack_batch([rows], pad_id=0)
+    plain, _ = lm_loss_sum(model, batch)
+    plain.backward()
+    g_plain = grads(model)
+    model.zero_grad()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    ckpt, _ = lm_loss_sum(model, batch)
+    ckpt.backward()
+    torch.testing.assert_close(ckpt, plain, rtol=1e-6, atol=1e-6)
+    for name, g in grads(model).items():
+        torch.testing.assert_close(g, g_plain[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_a_kv_cache_turns_off_packed_attention_which_is_why_batches_pass_use_cache_false():

@@ -5,6 +5,12 @@ position_ids that restart at 0 when the 2D attention_mask is None and no KV cach
 eager get a causal block-diagonal mask, flash_attention_2 runs varlen over the same boundaries. The
 forward must therefore pass `use_cache=False` (the config default creates a cache, which turns the
 detection off and lets rows attend across boundaries); `Batch.model_inputs()` does.
+
+flash_attention_2 reads packed position_ids only when the batch has one row (transformers'
+`_is_packed_sequence`), and then syncs with the GPU in every layer to find the boundaries. So for it,
+`pack_batch(..., flatten=True)` puts all rows in one unpadded row and passes the boundaries as
+`cu_seq_lens_q/k` and `max_length_q/k`, computed here on the host. SDPA keeps bins as separate rows:
+one long row would make its masked attention cost grow with the square of the whole micro-batch.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class Batch:
     trained_positions: torch.Tensor  # (n_trained,) flat indices b*T + t of positions whose next label is trained
     n_trained: int  # a plain int, counted on the host: reading it never syncs with the device
     n_tokens: int  # real tokens, padding excluded (for tokens/s)
+    varlen: dict[str, Any] | None = None  # cu_seq_lens_q/k (int32) and max_length_q/k for flash varlen
 
     @property
     def packed(self) -> bool:
@@ -44,15 +51,20 @@ class Batch:
             kw["attention_mask"] = self.attention_mask
         if self.position_ids is not None:
             kw["position_ids"] = self.position_ids
+        if self.varlen is not None:
+            kw.update(self.varlen)
         return kw
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> Batch:
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device, non_blocking=non_blocking)
 
+        varlen = None
+        if self.varlen is not None:
+            varlen = {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in self.varlen.items()}
         return replace(self, input_ids=move(self.input_ids), labels=move(self.labels),
                        attention_mask=move(self.attention_mask), position_ids=move(self.position_ids),
-                       trained_positions=move(self.trained_positions))
+                       trained_positions=move(self.trained_positions), varlen=varlen)
 
 
 def _target_len(longest: int, pad_to: int | None, multiple_of: int | None) -> int:
@@ -98,13 +110,16 @@ def pad_batch(rows: Sequence[Row], pad_id: int, pad_to: int | None = None, multi
 
 
 def pack_batch(bins: Sequence[Sequence[Row]], pad_id: int, pad_to: int | None = None,
-               multiple_of: int | None = None) -> Batch:
+               multiple_of: int | None = None, flatten: bool = False) -> Batch:
     """Each bin's rows concatenated into one sequence; position_ids restart at 0 for every row.
 
     Each row's first label is -100, so no row's first token is the target of the previous row's
     last token; attention stays within a row (see the module docstring). Padding after the last
     row gets its own positions 0..k-1 (a separate, untrained block) and label -100.
+    `flatten=True` (flash_attention_2): all bins' rows in one row of shape (1, tokens), no padding.
     """
+    if flatten:
+        return _flat_batch([r for rows in bins for r in rows])
     seqs = []
     for rows in bins:
         pairs = [_check(r) for r in rows]
@@ -126,6 +141,22 @@ def pack_batch(bins: Sequence[Sequence[Row]], pad_id: int, pad_to: int | None = 
     where = _trained_positions(labels)
     return Batch(torch.from_numpy(ids), torch.from_numpy(labels), None, torch.from_numpy(pos),
                  trained_positions=where, n_trained=len(where), n_tokens=n_tokens)
+
+
+def _flat_batch(rows: Sequence[Row]) -> Batch:
+    pairs = [_check(r) for r in rows]
+    lengths = np.array([len(i) for i, _ in pairs], dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    ids = np.concatenate([i for i, _ in pairs])[None]
+    labels = np.concatenate([lab for _, lab in pairs])[None]
+    labels[0, starts] = IGNORE
+    pos = (np.arange(ids.shape[1]) - np.repeat(starts, lengths))[None]
+    cu = torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    varlen = {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": int(lengths.max()),
+              "max_length_k": int(lengths.max())}
+    where = _trained_positions(labels)
+    return Batch(torch.from_numpy(ids), torch.from_numpy(labels), None, torch.from_numpy(pos),
+                 trained_positions=where, n_trained=len(where), n_tokens=int(lengths.sum()), varlen=varlen)
 
 
 def document_starts(position_ids: Sequence[int] | np.ndarray) -> list[int]:
