@@ -128,7 +128,7 @@ def strip_unsupported_dataset_keys(entry: Any, where: str, problems: list[str]) 
 def check_dataset_types(data_section: dict) -> list[str]:
     """Each `type:` names a registered format (with an optional known prompt style after ':')."""
     from newtune.data.formats import FORMATS  # the registry is the one source of type names
-    from newtune.data.styles import STYLES
+    from newtune.data.styles import STYLED_TYPES, STYLES
 
     problems = []
     for list_key in ("datasets", "test_datasets"):
@@ -144,6 +144,9 @@ def check_dataset_types(data_section: dict) -> list[str]:
                 problems.append(f"{list_key}[{i}].type: unknown dataset type '{t}'{did_you_mean(name, FORMATS)}")
             elif style and style not in STYLES:
                 problems.append(f"{list_key}[{i}].type: unknown prompt style '{style}'{did_you_mean(style, STYLES)}")
+            elif style and name not in STYLED_TYPES:
+                problems.append(f"{list_key}[{i}].type: type '{name}' takes no ':{style}' prompt style "
+                                f"(types that do: {', '.join(STYLED_TYPES)})")
     return problems
 
 

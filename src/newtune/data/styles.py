@@ -58,6 +58,9 @@ STYLE_FORMATS: dict[str, PromptStyle] = {
     ),
 }
 STYLES = tuple(STYLE_FORMATS)
+# Types that take a style after ':' (`alpaca:chat`), as axolotl's DATASET_HANDLERS do; concisechoice and
+# summarizetldr accept one and ignore it. Others (alpaca_chat, context_qa, ...) refuse it.
+STYLED_TYPES = ("alpaca", "jeopardy", "oasst", "gpteacher", "reflection", "explainchoice", "concisechoice", "summarizetldr")
 
 
 def style(name: str) -> PromptStyle:

@@ -41,5 +41,15 @@ def test_qa_and_camel_ai_fields(smol_tok):
 
 
 def test_style_suffix_is_refused_like_axolotl(smol_tok):
-    with pytest.raises(ConfigError, match=r"takes no ':chatml' prompt style; set `conversation: chatml` instead"):
+    with pytest.raises(ConfigError, match=r"takes no .:chatml. prompt style; set `conversation: chatml` instead"):
         encode_row("alpaca_chat:chatml", ALPACA[0], smol_tok)
+
+
+def test_config_check_refuses_a_style_on_types_without_one():
+    from newtune.config.load import load_config
+
+    with pytest.raises(ConfigError) as e:
+        load_config(None, raw={"datasets": [{"path": "a.jsonl", "type": "alpaca_chat:chatml"},
+                                            {"path": "a.jsonl", "type": "alpaca:chatml"}]})
+    assert e.value.problems == ["datasets[0].type: type 'alpaca_chat' takes no ':chatml' prompt style (types that do: "
+                                "alpaca, jeopardy, oasst, gpteacher, reflection, explainchoice, concisechoice, summarizetldr)"]

@@ -24,11 +24,11 @@ def alpaca(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
 
 
 def alpaca_instruct(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    return alpaca_segments(row, alpaca_prompter(style_name(ds, "instruct", accepts_style=False)), ctx)
+    return alpaca_segments(row, alpaca_prompter(style_name(ds, "instruct")), ctx)
 
 
 def alpaca_instruct_no_prompt(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     return alpaca_segments(row, Prompter(style("instruct")), ctx)
 
 

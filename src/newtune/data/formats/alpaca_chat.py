@@ -28,27 +28,27 @@ def _concise() -> Prompter:
 
 
 def alpaca_chat(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     return alpaca_segments(row, alpaca_prompter(ds.conversation or "chat"), ctx)
 
 
 def load_concise(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     return alpaca_segments(row, _concise(), ctx)
 
 
 def load_qa(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     return prompt_response(_concise().prompt(row["question"]), text(row["answer"]), ctx)
 
 
 def load_camel_ai(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     return prompt_response(_concise().prompt(row["message_1"]), text(row["message_2"]), ctx)
 
 
 def load_no_prompt(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     return alpaca_segments(row, Prompter(style("chat")), ctx)
 
 

@@ -25,12 +25,12 @@ def system_segments(row: Row, fmt: PromptStyle, ctx: FormatContext) -> list[Segm
 
 
 def load_chat(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     return system_segments(row, style("chat"), ctx)
 
 
 def load_instruct(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     return system_segments(row, style("instruct"), ctx)
 
 
@@ -40,12 +40,12 @@ def _orca(row: Row, fmt: PromptStyle, ctx: FormatContext) -> list[Segment]:
 
 
 def load_open_orca(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     return _orca(row, OPEN_ORCA, ctx)
 
 
 def load_open_orca_chatml(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     return _orca(row, style("chatml"), ctx)
 
 

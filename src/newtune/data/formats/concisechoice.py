@@ -20,7 +20,7 @@ CONCISE = Prompter(
 
 
 def concisechoice(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None)  # accepted and ignored, as axolotl does
+    style_name(ds)  # accepted and ignored, as axolotl does
     question, choices, answer = choice_fields(row)
     return prompt_response(CONCISE.prompt(question, choices), answer, ctx)
 

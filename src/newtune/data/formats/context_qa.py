@@ -25,19 +25,19 @@ def _context() -> Prompter:
 
 
 def context_qa(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     prompt = _context().prompt(row["article"] + "\n===\n" + row["question"])
     return prompt_response(prompt, text(row["answer"]), ctx)
 
 
 def load_v2(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     prompt = V2.prompt("Context: " + row["context"] + "\nQuestion: " + row["question"] + "\n")
     return prompt_response(prompt, "Answer: " + row["answer"], ctx)
 
 
 def load_404(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     prompt = _context().prompt(row["article"] + "\n===\n" + row["unanswerable_question"])
     return prompt_response(prompt, NOT_IN_CONTEXT, ctx)
 

@@ -62,18 +62,18 @@ def evaluation(row: Row) -> str:
 
 
 def load_answer(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     return prompt_response(chat_prompt(row["instruction"], ANSWER_SYSTEM), text(row["revision"]), ctx)
 
 
 def load_critique(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     question = CRITIQUE_PROMPT.format(question=row["instruction"], answer=row["answer"])
     return prompt_response(chat_prompt(question), evaluation(row), ctx)
 
 
 def load_revise(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     question = REVISE_PROMPT.format(question=row["instruction"], answer=row["answer"], evaluation=evaluation(row))
     return prompt_response(chat_prompt(question), text(row["revision"]), ctx)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from newtune.config.data import DatasetConfig
+from newtune.data.styles import STYLED_TYPES
 from newtune.data.types import FormatContext, Segment
 from newtune.errors import ConfigError
 
@@ -56,12 +57,12 @@ def prompt_response(prompt: str, response: str, ctx: FormatContext) -> list[Segm
     return segs
 
 
-def style_name(ds: DatasetConfig, default: str | None, accepts_style: bool = True) -> str | None:
+def style_name(ds: DatasetConfig, default: str | None = None) -> str | None:
     """The style after ':' in `type:`, else `default`; an error for types axolotl gives no style."""
     given = ds.type_style
-    if given and not accepts_style:
+    if given and ds.type_name not in STYLED_TYPES:
         raise ConfigError("config", [
-            f"datasets (path {ds.path}).type: '{ds.type}': type '{ds.type_name}' takes no ':{given}' prompt style"
+            f"datasets (path {ds.path}).type: type '{ds.type_name}' takes no ':{given}' prompt style"
             + ("; set `conversation: " + given + "` instead" if ds.type_name == "alpaca_chat" else "")
         ])
     return given or default

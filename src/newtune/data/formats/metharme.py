@@ -15,7 +15,7 @@ EOS_COUNT = 3
 
 
 def metharme(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     prompt, generation = text(row["prompt"]), text(row["generation"])
     adds_bos = ctx.tokenizer.add_bos
     segs = [*bos(ctx), Segment(prompt, ctx.train_on_inputs)] if prompt or adds_bos else []

@@ -32,7 +32,7 @@ def turn_piece(role: str, value: str, ctx: FormatContext) -> list[Segment]:
 
 
 def pygmalion(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[list[Segment]]:
-    style_name(ds, None, accepts_style=False)
+    style_name(ds)
     return [turn_piece(turn["role"], text(turn["value"]), ctx) for turn in row["conversations"]]
 
 

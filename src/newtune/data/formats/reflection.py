@@ -38,7 +38,7 @@ _DEFAULT = (INSTRUCT, INSTRUCT_LABEL, False)
 
 
 def reflection(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[list[Segment]]:
-    turns, label_format, with_system = _STYLES.get(style_name(ds, None) or "", _DEFAULT)
+    turns, label_format, with_system = _STYLES.get(style_name(ds) or "", _DEFAULT)
     instruction, input = row["instruction"], text(row.get("input"))
     prompt = turns.render(instruction, input)
     if with_system:

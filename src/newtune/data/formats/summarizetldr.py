@@ -17,7 +17,7 @@ TLDR = Prompter(PromptStyle(
 
 
 def summarizetldr(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds, None)  # accepted and ignored, as axolotl does
+    style_name(ds)  # accepted and ignored, as axolotl does
     return prompt_response(TLDR.prompt(row["article"]), text(row["summary"]), ctx)
 
 
