@@ -188,9 +188,8 @@ def peak_memory_gb(device_type: str) -> float:
 
 def print_summary(console: Any, result: Any) -> None:
     """The end-of-run lines: time, tokens, speed, memory, losses and where the outputs are."""
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table(show_header=False, box=None, padding=(0, 2))
     status = "done"
     if result.interrupted:
         status = f"interrupted at step {result.steps}; resume with resume_from_checkpoint: {result.last_checkpoint}"
@@ -206,6 +205,5 @@ def print_summary(console: Any, result: Any) -> None:
     rows.append(("output", str(result.output_dir)))
     if result.last_checkpoint:
         rows.append(("checkpoint", str(result.last_checkpoint)))
-    for k, v in rows:
-        table.add_row(f"[bold]{k}[/bold]", v)
-    console.print(table)
+    for k, v in rows:  # plain lines, soft-wrapped: paths are never cut short
+        console.print(f"  [bold]{k:<12}[/bold] {escape(v)}", soft_wrap=True, highlight=False)
