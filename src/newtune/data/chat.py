@@ -228,20 +228,18 @@ def _gap_ok(setup: ChatSetup, gap: str) -> bool:
 
 
 def _cut(text: str, intervals: list[tuple[int, int]]) -> list[Segment]:
-    """Text → Segments: the (merged) intervals trained, the rest not."""
+    """Text → Segments: the intervals (merged where they touch or overlap) trained, the rest not."""
     segs: list[Segment] = []
     pos = 0
     for a, b in sorted(intervals):
-        if b <= a:
+        if b <= a or b <= pos:
             continue
-        if a < pos:  # overlaps the previous trained interval
-            if b > pos:
-                segs[-1] = Segment(segs[-1].text + text[pos:b], True)
-                pos = b
-            continue
-        if a > pos:
-            segs.append(Segment(text[pos:a], False))
-        segs.append(Segment(text[a:b], True))
+        if a <= pos and segs and segs[-1].train:
+            segs[-1] = Segment(segs[-1].text + text[pos:b], True)
+        else:
+            if a > pos:
+                segs.append(Segment(text[pos:a], False))
+            segs.append(Segment(text[max(a, pos):b], True))
         pos = b
     if pos < len(text) or not segs:
         segs.append(Segment(text[pos:], False))
