@@ -17,6 +17,7 @@ from newtune.data.types import TokenizerInfo
 SPECIAL_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token")
 # tokenizer_config classes whose transformers loader is exactly tokenizer.json plus the special tokens
 PLAIN_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+MEMO_SIZE, MEMO_TEXT = 50_000, 200  # LightTokenizer remembers the ids of up to 50k texts of <= 200 characters
 
 
 def tokenizer_info(tok: Any) -> TokenizerInfo:
@@ -183,6 +184,7 @@ class LightTokenizer:
 
     def __init__(self, backend: Any, config: dict, chat_template: Any) -> None:
         self._tokenizer = self.backend_tokenizer = backend
+        self._memo: dict[bool, dict[str, list[int]]] = {True: {}, False: {}}
         self.chat_template = chat_template
         self.clean_up_tokenization_spaces = bool(config.get("clean_up_tokenization_spaces", False))
         self.name_or_path = config.get("name_or_path", "")
@@ -235,6 +237,7 @@ class LightTokenizer:
             self._tokenizer.add_special_tokens([AddedToken(text, rstrip=False, lstrip=False, normalized=False,
                                                            special=True)])
         self._specials[name] = text
+        self._memo = {True: {}, False: {}}
 
     def add_tokens(self, tokens: list[Any], special: bool) -> None:
         if special:
@@ -242,6 +245,7 @@ class LightTokenizer:
             self.additional_special_tokens += [t.content for t in tokens]
         else:
             self._tokenizer.add_tokens(tokens)
+        self._memo = {True: {}, False: {}}
 
     @property
     def special_tokens_map(self) -> dict[str, str]:
@@ -263,13 +267,33 @@ class LightTokenizer:
         if truncation or padding or return_tensors is not None:
             raise TypeError("LightTokenizer does not truncate, pad or return tensors")
         single = isinstance(text, str)
-        encs = self._tokenizer.encode_batch([text] if single else list(text), add_special_tokens=add_special_tokens)
-        out: dict[str, Any] = {"input_ids": [e.ids for e in encs]}
-        if return_attention_mask:
-            out["attention_mask"] = [e.attention_mask for e in encs]
+        texts = [text] if single else list(text)
+        out: dict[str, Any]
         if return_offsets_mapping:
-            out["offset_mapping"] = [e.offsets for e in encs]
-        return {k: v[0] for k, v in out.items()} if single else out
+            encs = self._tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+            out = {"input_ids": [e.ids for e in encs], "offset_mapping": [e.offsets for e in encs]}
+        else:
+            out = {"input_ids": self._ids(texts, add_special_tokens)}
+        if single:
+            out = {k: v[0] for k, v in out.items()}
+        return _Encoding(out) if return_attention_mask else out
+
+    def _ids(self, texts: list[str], add_special_tokens: bool) -> list[list[int]]:
+        """Ids of each text; repeated short texts (a style's fixed pieces, EOS) are tokenized once.
+
+        Exact: a text tokenized alone always gives the same ids. Callers get their own list copies.
+        """
+        memo = self._memo[add_special_tokens]
+        missing = list(dict.fromkeys(t for t in texts if t not in memo))
+        if missing:
+            encs = self._tokenizer.encode_batch_fast(missing, add_special_tokens=add_special_tokens)
+            if len(memo) > MEMO_SIZE:
+                memo.clear()
+            fresh = dict(zip(missing, (e.ids for e in encs), strict=True))
+            memo.update((t, ids) for t, ids in fresh.items() if len(t) <= MEMO_TEXT)
+        else:
+            fresh = {}
+        return [list(fresh[t]) if t in fresh else list(memo[t]) for t in texts]
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
@@ -297,6 +321,16 @@ class LightTokenizer:
 
     def __len__(self) -> int:
         return self._tokenizer.get_vocab_size(with_added_tokens=True)
+
+
+class _Encoding(dict):
+    """A tokenizer call's result; `attention_mask` (all ones: nothing is padded) is built only when read."""
+
+    def __missing__(self, key: str) -> Any:
+        if key != "attention_mask":
+            raise KeyError(key)
+        ids = self["input_ids"]
+        return [1] * len(ids) if not ids or isinstance(ids[0], int) else [[1] * len(x) for x in ids]
 
 
 def _token_text(value: Any) -> str | None:

@@ -1,0 +1,165 @@
+"""Preprocessing speed: rows/s per format on generated ~125-token rows; optionally against axolotl.
+
+    .venv/bin/python bench/preprocess.py [--rows 20000] [--tokenizer DIR] [--axolotl-venv /tmp/axolotl-venv]
+
+Generates alpaca, chat_template, input_output and completion data, prepares each into a fresh cache
+(SmolLM2 tokenizer by default), and prints rows/s and tokens/s. It also times `newtune preprocess`
+of 2,000 alpaca rows end to end (start-up included). With --axolotl-venv it runs axolotl 0.21 on the
+same data in the same run (bench/axolotl_dump.py), prints the speed ratio and whether the rows are
+identical. Prints numbers, asserts nothing; the CPU may be shared, so numbers are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORDS = ("the of and to in is that for it as was with be by on not he this are or his from at which but have an "
+         "they you were her she there been one all we their has would when if so no will can more about what up "
+         "time model data train token answer question python value number list system write explain simple").split()
+FORMATS = ("alpaca", "chat_template", "input_output", "completion")
+
+
+def words(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def make_row(kind: str, rng: random.Random) -> dict:
+    """About 125 SmolLM2 tokens per row, a third of it prompt."""
+    if kind == "alpaca":
+        return {"instruction": words(rng, 20), "input": words(rng, 12) if rng.random() < 0.5 else "",
+                "output": words(rng, 60)}
+    if kind == "chat_template":
+        return {"messages": [{"role": "system", "content": "You are a helpful assistant."},
+                             {"role": "user", "content": words(rng, 25)},
+                             {"role": "assistant", "content": words(rng, 70)}]}
+    if kind == "input_output":
+        return {"segments": [{"text": "<|im_start|>user\n" + words(rng, 35) + "<|im_end|>\n", "label": False},
+                             {"text": "<|im_start|>assistant\n" + words(rng, 75) + "<|im_end|>", "label": True}]}
+    return {"text": words(rng, 115)}
+
+
+def write_data(kind: str, n: int, directory: Path) -> Path:
+    rng = random.Random(0)
+    path = directory / f"{kind}.jsonl"
+    with open(path, "w") as f:
+        for _ in range(n):
+            f.write(json.dumps(make_row(kind, rng)) + "\n")
+    return path
+
+
+def config_text(kind: str, data: Path, tokenizer: str, prepared: Path) -> str:
+    extra = "    chat_template: tokenizer_default\n" if kind == "chat_template" else ""
+    return (f"base_model: {tokenizer}\ndatasets:\n  - path: {data}\n    type: {kind}\n{extra}"
+            f"sequence_len: 2048\nval_set_size: 0\nshuffle_merged_datasets: false\nsample_packing: false\n"
+            f"dataset_prepared_path: {prepared}\n")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def bench_newtune(cfg_path: Path, dump: Path | None) -> tuple[float, int, int]:
+    """(seconds of preparation, rows, tokens) for one config, in-process, fresh cache."""
+    from rich.console import Console
+
+    from newtune.config.load import load_config
+    from newtune.data.inspect import write_dump
+    from newtune.data.pipeline import prepare_rows
+    from newtune.data.tokenizer import tokenizer_for
+
+    cfg = load_config(cfg_path)
+    tok = tokenizer_for(cfg.model, light=True)
+    prepared = prepare_rows(cfg.data, tok, seed=cfg.train.seed, console=Console(file=open(os.devnull, "w")))
+    s = prepared.summary
+    if dump is not None:
+        write_dump(prepared.train.iter_encoded(), dump)
+    return s.seconds, s.train.rows_in, s.train.tokens
+
+
+def run_axolotl(venv: Path, cfg_path: Path, out: Path) -> float | None:
+    """axolotl's tokenization rows/s (its own stderr line), writing its rows to `out`."""
+    cmd = [str(venv / "bin" / "python"), str(ROOT / "bench" / "axolotl_dump.py"), str(cfg_path), str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    m = re.search(r"axolotl tokenization: .*?= ([\d.,]+) rows/s", r.stderr)
+    if r.returncode != 0 or m is None:
+        print(f"    axolotl failed (exit {r.returncode}): {r.stderr.strip().splitlines()[-1:]}")
+        return None
+    return float(m.group(1).replace(",", ""))
+
+
+def compare(a: Path, b: Path) -> str:
+    rows_a, rows_b = a.read_text().splitlines(), b.read_text().splitlines()
+    if rows_a == rows_b:
+        return f"identical ({len(rows_a)} rows)"
+    first = next((i for i, (x, y) in enumerate(zip(rows_a, rows_b, strict=False)) if x != y), min(len(rows_a), len(rows_b)))
+    return f"DIFFERENT ({len(rows_a)} vs {len(rows_b)} rows; first difference at row {first})"
+
+
+def end_to_end(tokenizer: str, work: Path) -> float:
+    """Wall seconds of `newtune preprocess` on 2,000 alpaca rows, start-up included, fresh cache."""
+    (work / "e2e").mkdir()
+    data = write_data("alpaca", 2000, work / "e2e")
+    cfg = work / "e2e" / "cfg.yml"
+    cfg.write_text(config_text("alpaca", data, tokenizer, work / "e2e" / "prep"))
+    start = time.perf_counter()
+    subprocess.run([str(Path(sys.executable).parent / "newtune"), "preprocess", str(cfg)], check=True,
+                   capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=20000)
+    ap.add_argument("--tokenizer", default=None, help="tokenizer dir (default: axolotl's smollm2 dir, else embedded)")
+    ap.add_argument("--axolotl-venv", type=Path, default=None)
+    ap.add_argument("--formats", default=",".join(FORMATS))
+    args = ap.parse_args()
+    default_tok = Path("/tmp/axolotl-venv/tokenizers/smollm2")
+    tokenizer = args.tokenizer or (str(default_tok) if default_tok.exists() else "embedded:smollm2-135m-instruct")
+    if args.axolotl_venv is not None:
+        ready = args.axolotl_venv / "READY"
+        for _ in range(60):
+            if ready.exists():
+                break
+            time.sleep(5)
+        if not ready.exists():
+            sys.exit(f"{ready} not found: the axolotl venv is not ready")
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}); tokenizer {tokenizer}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for kind in args.formats.split(","):
+            (work / kind).mkdir()
+            data = write_data(kind, args.rows, work / kind)
+            cfg = work / kind / "cfg.yml"
+            cfg.write_text(config_text(kind, data, tokenizer, work / kind / "prep"))
+            dump = work / kind / "newtune.jsonl" if args.axolotl_venv else None
+            secs, rows, tokens = bench_newtune(cfg, dump)
+            line = f"{kind:14s} newtune {rows / secs:9,.0f} rows/s  {tokens / secs:11,.0f} tok/s  ({tokens / rows:.0f} tok/row)"
+            if args.axolotl_venv is not None:
+                ax = run_axolotl(args.axolotl_venv, cfg, work / kind / "axolotl.jsonl")
+                if ax:
+                    line += f"  axolotl {ax:8,.0f} rows/s  ×{rows / secs / ax:.1f}  "
+                    line += compare(dump, work / kind / "axolotl.jsonl")
+            print(line, flush=True)
+        print(f"newtune preprocess, 2,000 alpaca rows, wall incl. start-up: {end_to_end(tokenizer, work):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
