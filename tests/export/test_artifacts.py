@@ -7,7 +7,7 @@ import json
 import yaml
 
 from newtune.config.load import load_config
-from newtune.export.artifacts import CHATML, describe_prompt_format, save_artifacts
+from newtune.export.artifacts import describe_prompt_format, save_artifacts
 
 
 def cfg_with(**keys):
@@ -58,8 +58,15 @@ def test_chat_template_saved_with_the_tokenizer(tmp_path, mistral_tok_dir):
     tok = AutoTokenizer.from_pretrained(mistral_tok_dir)
     cfg = load_config(None, raw={"datasets": [{"path": "d.jsonl", "type": "chat_template"}], "chat_template": "chatml"})
     fmt = save_artifacts(tmp_path, cfg, tok)
-    assert fmt == {"kind": "chat", "type": "chat_template", "system": None}
+    assert fmt == {"kind": "chat", "type": "chat_template", "system": None, "stop": ["</s>"]}  # EOS: no <|im_end|> token
     saved = AutoTokenizer.from_pretrained(tmp_path)
     text = saved.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
-    assert CHATML  # the fallback template is non-empty
+
+
+def test_tokenizer_default_template_and_system(smol_tok):
+    cfg = load_config(None, raw={"datasets": [{"path": "d.jsonl", "type": "chat_template"}],
+                                 "default_system_message": "Be brief."})
+    fmt = describe_prompt_format(cfg.data, smol_tok)
+    assert fmt.pop("template") == smol_tok.chat_template
+    assert fmt == {"kind": "chat", "type": "chat_template", "system": "Be brief.", "stop": ["<|im_end|>"]}

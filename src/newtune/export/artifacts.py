@@ -2,7 +2,8 @@
 template used in training, and prompt_format.json saying how to build a prompt at inference.
 
 prompt_format.json, one of three kinds:
-  {"kind": "chat", "type": "chat_template", "system": null}          chat template in the tokenizer
+  {"kind": "chat", "type": "chat_template", "system": null, "stop": ["<|im_end|>"]}
+                                                       the chat template is saved in the tokenizer
   {"kind": "instruct", "type": "alpaca", "prompt_field": "instruction", "dataset": {...}}
                                                        the format renders a row holding only the prompt
   {"kind": "raw", "type": "completion"}                the prompt text is used as is
@@ -22,11 +23,6 @@ from newtune.config.run import RunConfig
 
 CONFIG_FILE = "newtune.yml"
 PROMPT_FORMAT_FILE = "prompt_format.json"
-# Used when the config asks for chatml, or for tokenizer_default on a tokenizer that has no template.
-CHATML = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 
 def save_artifacts(out_dir: str | Path, cfg: RunConfig, tokenizer: Any) -> dict:
@@ -65,8 +61,9 @@ def describe_prompt_format(data: DataConfig, tokenizer: Any) -> dict:
     ds = data.datasets[0]
     fmt = FORMATS[ds.type_name]
     if fmt.kind == "conversation":
-        system = data.default_system_message
-        return {"kind": "chat", "type": ds.type_name, "system": system, "template": training_chat_template(data, ds, tokenizer)}
+        template, eot = training_chat_template(data, ds, tokenizer)
+        return {"kind": "chat", "type": ds.type_name, "system": data.default_system_message, "stop": eot,
+                "template": template}
     if fmt.kind == "segments":
         field = prompt_field(ds, data, tokenizer)
         if field is not None:
@@ -75,23 +72,12 @@ def describe_prompt_format(data: DataConfig, tokenizer: Any) -> dict:
     return {"kind": "raw", "type": ds.type_name}
 
 
-def training_chat_template(data: DataConfig, ds: DatasetConfig, tokenizer: Any) -> str:
-    """The Jinja template training rendered conversations with (dataset keys override top-level ones)."""
-    import importlib
-    import importlib.util
+def training_chat_template(data: DataConfig, ds: DatasetConfig, tokenizer: Any) -> tuple[str, list[str]]:
+    """The Jinja template training rendered conversations with, and its end-of-turn tokens."""
+    from newtune.data.chat import chat_setup
 
-    if importlib.util.find_spec("newtune.data.chat") is not None:
-        chat = importlib.import_module("newtune.data.chat")
-        if hasattr(chat, "resolve_template"):
-            return chat.resolve_template(ds, data, tokenizer)
-    name = ds.chat_template or data.chat_template or "tokenizer_default"
-    jinja = ds.chat_template_jinja or data.chat_template_jinja
-    if name == "jinja" or (jinja and name == "tokenizer_default"):
-        return Path(jinja).read_text() if jinja and jinja.endswith(".jinja") else jinja
-    if name == "chatml":
-        return CHATML
-    own = getattr(tokenizer, "chat_template", None)
-    return own if isinstance(own, str) and own else CHATML
+    setup = chat_setup(ds, data, tokenizer)
+    return setup.template.source, list(setup.rules.eot_tokens or [])
 
 
 class ProbeRow(dict):

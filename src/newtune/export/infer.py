@@ -20,7 +20,7 @@ def run_inference(cfg: RunConfig, console: Any, out: Any, *, prompt: str | None,
                   max_new_tokens: int, temperature: float, base: bool) -> list[str]:
     """Answer `prompt` (stdin when None), or chat turn by turn with --chat; returns the answers."""
     model, tokenizer, fmt = load_for_inference(cfg, console, base=base)
-    stops = stop_token_ids(model, tokenizer, cfg.data.eot_tokens)
+    stops = stop_token_ids(model, tokenizer, (cfg.data.eot_tokens or []) + fmt.get("stop", []))
 
     def answer(history: list[Turn]) -> str:
         ids = prompt_ids(fmt, history, tokenizer, cfg.data)

@@ -177,9 +177,7 @@ def bnb_config(model_cfg: ModelConfig, dtype: Any) -> Any:
 
 
 def load_tokenizer_for(model_cfg: ModelConfig) -> Any:
-    """The run's tokenizer: data/tokenizer.tokenizer_for when it exists (adds special_tokens/tokens)."""
-    from newtune.data import tokenizer as tokmod
+    """The run's tokenizer, with special_tokens/tokens added (data/tokenizer.py decides how)."""
+    from newtune.data.tokenizer import tokenizer_for
 
-    if hasattr(tokmod, "tokenizer_for"):
-        return tokmod.tokenizer_for(model_cfg)
-    return tokmod.load_tokenizer(model_cfg.tokenizer_config or model_cfg.base_model, model_cfg.trust_remote_code)
+    return tokenizer_for(model_cfg)
