@@ -58,3 +58,16 @@ def test_tokenizer_for_sets_a_missing_pad_token_to_eos(mistral_tok_dir):
     tok = tokenizer_for(cfg.model, light=True)  # a SentencePiece directory: loaded by transformers
     assert not isinstance(tok, LightTokenizer)
     assert tok.pad_token == "</s>" and tok.pad_token_id == 2
+
+
+def test_light_tokenizer_memo_is_exact_across_clears(smol_tok_dir, smol_tok, monkeypatch):
+    from newtune.data import tokenizer as tokmod
+
+    monkeypatch.setattr(tokmod, "MEMO_SIZE", 3)
+    light = load_tokenizer(str(smol_tok_dir), light=True)
+    batches = [[f"text {i}", "<|im_end|>", f"text {i}", " same"] for i in range(6)]
+    for texts in batches:
+        got = light(texts, add_special_tokens=False)["input_ids"]
+        assert got == smol_tok(texts, add_special_tokens=False)["input_ids"]
+        got[0].append(-1)  # callers own their lists
+    assert light("text 5", add_special_tokens=False)["input_ids"] == smol_tok("text 5", add_special_tokens=False)["input_ids"]

@@ -188,8 +188,8 @@ def encode_batch(batch: RowBatch, ds: DatasetConfig, data: DataConfig, tok: Any,
     """Encode a batch; if it fails, find the failing row and name it with its file and line."""
     try:
         return encode_rows(batch.rows, ds, data, tok, ctx)
-    except Exception:
-        pass
+    except Exception as e:
+        batch_error = e
     for row, where in zip(batch.rows, batch.where, strict=True):
         try:
             encode_rows([row], ds, data, tok, ctx)
@@ -197,7 +197,7 @@ def encode_batch(batch: RowBatch, ds: DatasetConfig, data: DataConfig, tok: Any,
             raise DataError(f"{where}: {e.where}" if e.where else where, e.problem, e.hint) from None
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise row_error(missing_field(row, ds, data, tok, ctx) or e, row, where, ds) from None
-    raise AssertionError("a batch failed to encode but each row alone encoded")  # pragma: no cover
+    raise batch_error  # no single row fails: a bug of ours, keep its traceback
 
 
 def missing_field(row: dict, ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext) -> KeyError | None:

@@ -244,7 +244,7 @@ def _hub_dataset(ds: Any) -> Any:
 
     try:
         return datasets.load_dataset(ds.path, name=ds.name, split=ds.split, revision=ds.revision,
-                                     data_files=ds.data_files, trust_remote_code=ds.trust_remote_code or None)
+                                     data_files=ds.data_files)
     except (ConnectionError, OSError, TimeoutError) as e:
         raise DataError(ds.path, f"not a local path, and the dataset hub is unreachable ({str(e).splitlines()[0]})",
                         hint) from None

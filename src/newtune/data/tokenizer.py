@@ -284,11 +284,11 @@ class LightTokenizer:
         Exact: a text tokenized alone always gives the same ids. Callers get their own list copies.
         """
         memo = self._memo[add_special_tokens]
+        if len(memo) > MEMO_SIZE:
+            memo.clear()
         missing = list(dict.fromkeys(t for t in texts if t not in memo))
         if missing:
             encs = self._tokenizer.encode_batch_fast(missing, add_special_tokens=add_special_tokens)
-            if len(memo) > MEMO_SIZE:
-                memo.clear()
             fresh = dict(zip(missing, (e.ids for e in encs), strict=True))
             memo.update((t, ids) for t, ids in fresh.items() if len(t) <= MEMO_TEXT)
         else:
