@@ -36,14 +36,17 @@ def test_segments_of_a_chatml_conversation(smol_tok):
                     Segment("Hello.<|im_end|>", True), Segment("\n", False)]
 
 
-def test_two_renders_per_row_whatever_the_number_of_turns(smol_tok, monkeypatch):
+def test_one_render_per_row_whatever_the_number_of_turns(smol_tok, monkeypatch):
     ds, data = setup_for(smol_tok, chat_template="chatml", train_on_eos="all")
     calls = []
     real = chat.ChatTemplate.render
     monkeypatch.setattr(chat.ChatTemplate, "render", lambda self, *a: calls.append(1) or real(self, *a))
     turns = [("user", f"q{i}") if i % 2 == 0 else ("assistant", f"a{i}") for i in range(40)]
     segs = chat.render_segments(conv(*turns), ds, data, smol_tok)
-    assert len(calls) == 2
+    assert len(calls) == 2  # the row, and the skeleton of its roles (cached)
+    other = [(role, text + "!") for role, text in turns]
+    assert [s.text for s in chat.render_segments(conv(*other), ds, data, smol_tok) if s.train][1] == "a1!<|im_end|>"
+    assert len(calls) == 3
     assert [s.text for s in segs if s.train][:3] == ["<|im_end|>", "a1<|im_end|>", "<|im_end|>"]
 
 
@@ -76,7 +79,7 @@ def test_template_that_repeats_a_message_falls_back_to_one_diff_per_message(smol
     # axolotl's diff: everything from the first to the last character that changes with the message
     assert [(s.text, s.train) for s in segs] == [("user: Hi!<|im_end|>assistant: ", False),
                                                  ("Hello.<|im_end|>last: Hello.", True)]
-    assert len(calls) == 3
+    assert len(calls) == 4  # the row, the cached skeleton, the 2-render match, then one diff for the assistant
 
 
 def test_content_that_contains_the_next_template_piece(smol_tok):

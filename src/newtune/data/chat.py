@@ -11,7 +11,7 @@ located by its own diff (one render per message), and a trained message that can
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,7 @@ class ChatTemplate:
     source: str
     compiled: Any
     context: dict[str, Any]
+    skeletons: dict[tuple[tuple[str, bool], ...], list[str]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, source: str, tokenizer: Any) -> ChatTemplate:
@@ -250,6 +251,10 @@ def locate(tpl: ChatTemplate, msgs: tuple[Message, ...], real: list[dict[str, An
            tools: Any) -> tuple[str, list[tuple[int, int] | None]]:
     """Render once and find the character span of each needed message (None: absent or not needed)."""
     text = tpl.render(real, tools)
+    if tools is None and all(not m.extra and isinstance(m.content, str) for m in msgs):
+        plain = _skeleton_spans(tpl, msgs, text)
+        if plain is not None:
+            return text, [s if n else None for s, n in zip(plain, need, strict=True)]
     spans: list[tuple[int, int] | None] = [None] * len(msgs)
     idx = [i for i, n in enumerate(need) if n and (msgs[i].content or msgs[i].extra)]
     if not idx:
@@ -264,6 +269,37 @@ def locate(tpl: ChatTemplate, msgs: tuple[Message, ...], real: list[dict[str, An
     for i, span in zip(idx, found, strict=True):
         spans[i] = span if span and span[1] > span[0] else None
     return text, spans
+
+
+def _skeleton_spans(tpl: ChatTemplate, msgs: tuple[Message, ...], text: str) -> list[tuple[int, int] | None] | None:
+    """Fast path for plain messages: one render per row.
+
+    A render with every non-empty content replaced by the sentinel depends only on the roles and on which
+    contents are empty, so its pieces are cached. The spans hold when `text` is exactly those pieces with
+    the contents spliced in; otherwise (a template that reads the content) the caller diffs as axolotl does.
+    """
+    key = tuple((m.role, m.content != "") for m in msgs)
+    pieces = tpl.skeletons.get(key)
+    if pieces is None:
+        pieces = tpl.render([{"role": m.role, "content": SENTINEL if m.content else ""} for m in msgs]).split(SENTINEL)
+        if len(tpl.skeletons) >= 4096:
+            tpl.skeletons.clear()
+        tpl.skeletons[key] = pieces
+    spans: list[tuple[int, int] | None] = [None] * len(msgs)
+    pos, k = 0, 0
+    for i, m in enumerate(msgs):
+        if not m.content:
+            continue
+        if k + 1 >= len(pieces) or not text.startswith(pieces[k], pos):
+            return None
+        pos += len(pieces[k])
+        if not text.startswith(m.content, pos):  # type: ignore[arg-type]
+            return None
+        spans[i] = (pos, pos + len(m.content))  # type: ignore[arg-type]
+        pos, k = spans[i][1], k + 1  # type: ignore[index]
+    if k + 1 != len(pieces) or len(text) - pos != len(pieces[k]) or not text.endswith(pieces[k]):
+        return None
+    return spans
 
 
 def _match_pieces(text: str, pieces: list[str], msgs: list[Message]) -> list[tuple[int, int]] | None:
