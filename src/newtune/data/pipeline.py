@@ -173,15 +173,71 @@ def encode_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, ctx: F
     sink = cache.ArrowRows(path)
     try:
         for ds in entries:
-            for batch in iter_batches(ds):
-                stats.rows_in += len(batch.rows)
-                for encs, where in zip(expand_rows(encode_batch(batch, ds, data, tok, ctx), ds, data.sequence_len),
-                                       batch.where, strict=True):
+            for where, encoded in encoded_batches(ds, data, tok, ctx):
+                stats.rows_in += len(where)
+                for encs, w in zip(expand_rows(encoded, ds, data.sequence_len), where, strict=True):
                     for enc in encs:
-                        keep(enc, where, data, stats, sink, seen)
+                        keep(enc, w, data, stats, sink, seen)
     finally:
         sink.close()
     return stats
+
+
+PARALLEL_MIN_BYTES = 16 << 20  # smaller sources are encoded in-process: workers would not pay for themselves
+_worker_state: tuple | None = None  # (ds, data, tokenizer, ctx), inherited by forked workers
+
+
+def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext) -> Iterator[tuple[list[str], list[Encoded]]]:
+    """(where, encoded) per batch of `ds`, in order; in `dataset_processes` forked workers for big local data."""
+    procs = data.dataset_processes or 1
+    files = local_files(ds)
+    if procs <= 1 or files is None or sum(f.stat().st_size for f in files) < PARALLEL_MIN_BYTES:
+        for batch in iter_batches(ds):
+            yield batch.where, encode_batch(batch, ds, data, tok, ctx)
+        return
+    yield from _encoded_in_workers(ds, data, tok, ctx, procs)
+
+
+def _encoded_in_workers(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext,
+                        procs: int) -> Iterator[tuple[list[str], list[Encoded]]]:
+    """At most 2 batches per worker in flight, so memory stays bounded; results come back in order."""
+    import multiprocessing as mp
+    import os
+    from collections import deque
+
+    global _worker_state
+    _worker_state = (ds, data, tok, ctx)
+    previous = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # each worker tokenizes on one thread; no fork warning
+    try:
+        with mp.get_context("fork").Pool(procs) as pool:
+            pending: deque = deque()
+            for batch in iter_batches(ds):
+                pending.append(pool.apply_async(_encode_in_worker, (batch,)))
+                if len(pending) >= 2 * procs:
+                    yield _worker_result(pending.popleft().get())
+            while pending:
+                yield _worker_result(pending.popleft().get())
+    finally:
+        _worker_state = None
+        if previous is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = previous
+
+
+def _encode_in_worker(batch: RowBatch) -> tuple:
+    ds, data, tok, ctx = _worker_state  # type: ignore[misc]
+    try:
+        return batch.where, encode_batch(batch, ds, data, tok, ctx)
+    except NewtuneError as e:  # sent back as plain values: NewtuneError does not pickle
+        return ("error", e.where, e.problem, e.hint)
+
+
+def _worker_result(result: tuple) -> tuple[list[str], list[Encoded]]:
+    if result[0] == "error":
+        raise DataError(*result[1:])
+    return result  # type: ignore[return-value]
 
 
 def encode_batch(batch: RowBatch, ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext) -> list[Encoded]:

@@ -63,8 +63,9 @@ def file_kind(path: Path, ds_type: str | None) -> str:
     return kind
 
 
-def iter_batches(ds: Any, batch_size: int = BATCH) -> Iterator[RowBatch]:
+def iter_batches(ds: Any, batch_size: int | None = None) -> Iterator[RowBatch]:
     """Every row of one dataset entry, in order, in batches; sharded when `shards` is set."""
+    batch_size = batch_size or BATCH
     files = local_files(ds)
     if files is None:
         yield from _from_dataset(_hub_dataset(ds), ds.path, ds, batch_size)
