@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from newtune.data.train_on import role_aliases
@@ -96,18 +97,50 @@ def _tool_calls(calls: Any) -> Any:
     return out
 
 
-def to_message(raw: Mapping[str, Any], mappings: Mapping[str, str], aliases: Mapping[str, str], ds: Any) -> Message:
-    role = map_role(raw.get(mappings["role"]), aliases)
-    content = raw.get(mappings["content"])
-    detail = _detail(raw.get(ds.message_field_training_detail)) if ds.message_field_training_detail else None
+@dataclass(frozen=True, slots=True)
+class MessageKeys:
+    """Where a dataset's messages keep each property; computed once per dataset entry."""
+
+    role: str
+    content: str
+    other: tuple[tuple[str, str], ...]  # (template property, message field) beyond role and content
+    training: str | None
+    detail: str | None
+    skip: frozenset[str]  # fields not passed through to the template as they are
+    aliases: dict[str, str]
+
+
+_KEYS: dict[int, tuple[Any, MessageKeys]] = {}
+
+
+def message_keys(ds: Any) -> MessageKeys:
+    hit = _KEYS.get(id(ds))
+    if hit is not None and hit[0] is ds:
+        return hit[1]
+    m = property_mappings(ds)
+    training, detail = ds.message_field_training, ds.message_field_training_detail
+    other = tuple((p, f) for p, f in m.items() if p not in ("role", "content"))
+    keys = MessageKeys(m["role"], m["content"], other, training, detail,
+                       frozenset({*m.values(), training, detail} - {None}), role_aliases(ds.roles))
+    if len(_KEYS) > 64:
+        _KEYS.clear()
+    _KEYS[id(ds)] = (ds, keys)  # holds ds, so its id is not reused while cached
+    return keys
+
+
+def to_message(raw: Mapping[str, Any], keys: MessageKeys) -> Message:
+    role = raw.get(keys.role)
+    role = keys.aliases[role] if role in keys.aliases else map_role(role, keys.aliases)
+    content = raw.get(keys.content)
+    detail = _detail(raw.get(keys.detail)) if keys.detail else None
     if isinstance(content, list):
         content, part_detail = content_parts(content)
         detail = part_detail if part_detail is not None else detail
-    train = raw.get(ds.message_field_training) if ds.message_field_training else None
-    skip = {mappings["role"], mappings["content"], ds.message_field_training, ds.message_field_training_detail}
-    extra = {prop: raw[src] for prop, src in mappings.items()
-             if prop not in ("role", "content") and raw.get(src) is not None}
-    extra.update({k: v for k, v in raw.items() if k not in skip and k not in mappings.values() and v is not None})
+    train = raw.get(keys.training) if keys.training else None
+    extra = {k: v for k, v in raw.items() if v is not None and k not in keys.skip}
+    for prop, field in keys.other:
+        if raw.get(field) is not None:
+            extra[prop] = raw[field]
     if extra.get("tool_calls"):
         extra["tool_calls"] = _tool_calls(extra["tool_calls"])
     return Message(role, content, None if train is None else bool(train), detail, extra)
@@ -141,10 +174,9 @@ def finish(messages: list[Message], row: Row, ds: Any, ctx: FormatContext) -> li
 
 
 def to_conversation(row: Row, ds: Any, ctx: FormatContext) -> Conversation:
-    mappings = property_mappings(ds)
-    aliases = role_aliases(ds.roles)
+    keys = message_keys(ds)
     raw = row_messages(row, ds.field_messages or "messages")
-    messages = finish([to_message(m, mappings, aliases, ds) for m in raw], row, ds, ctx)
+    messages = finish([to_message(m, keys) for m in raw], row, ds, ctx)
     if not messages:
         raise DataError("", f"field '{ds.field_messages or 'messages'}' holds no messages")
     return Conversation(tuple(messages), row_tools(row, ds))
