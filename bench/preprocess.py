@@ -105,7 +105,8 @@ def run_axolotl(venv: Path, cfg_path: Path, out: Path) -> float | None:
 
 
 def compare(a: Path, b: Path) -> str:
-    rows_a, rows_b = a.read_text().splitlines(), b.read_text().splitlines()
+    rows_a = [json.loads(line) for line in a.read_text().splitlines()]
+    rows_b = [json.loads(line) for line in b.read_text().splitlines()]
     if rows_a == rows_b:
         return f"identical ({len(rows_a)} rows)"
     first = next((i for i, (x, y) in enumerate(zip(rows_a, rows_b, strict=False)) if x != y), min(len(rows_a), len(rows_b)))

@@ -63,7 +63,10 @@ def _span(text: str, masked: bool, escape: Any) -> str:
 
 
 def write_dump(rows: Iterable[Encoded], path: Path) -> int:
-    """Every row as one JSON line (input_ids, labels, attention_mask); written to a temp file, then renamed."""
+    """Every row as one JSON line (input_ids, labels, attention_mask), byte-identical to bench/axolotl_dump.py's.
+
+    Written to a temp file, then renamed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -72,8 +75,7 @@ def write_dump(rows: Iterable[Encoded], path: Path) -> int:
         with open(tmp, "w", encoding="utf-8") as f:
             for row in rows:
                 ids = row["input_ids"]
-                f.write(json.dumps({"input_ids": ids, "labels": row["labels"], "attention_mask": [1] * len(ids)},
-                                   separators=(",", ":")))
+                f.write(json.dumps({"input_ids": ids, "labels": row["labels"], "attention_mask": [1] * len(ids)}))
                 f.write("\n")
                 n += 1
         os.replace(tmp, path)
