@@ -71,3 +71,16 @@ def test_light_tokenizer_memo_is_exact_across_clears(smol_tok_dir, smol_tok, mon
         assert got == smol_tok(texts, add_special_tokens=False)["input_ids"]
         got[0].append(-1)  # callers own their lists
     assert light("text 5", add_special_tokens=False)["input_ids"] == smol_tok("text 5", add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.slow
+def test_gguf_tokenizer_is_converted_once_then_light(tmp_path, monkeypatch, smol_tok):
+    from newtune import embedded
+
+    monkeypatch.setenv("NEWTUNE_CACHE", str(tmp_path))
+    first = load_tokenizer(str(embedded.gguf_path()), light=True)  # converted by transformers, saved
+    second = load_tokenizer(str(embedded.gguf_path()), light=True)
+    assert not isinstance(first, LightTokenizer) and isinstance(second, LightTokenizer)
+    assert [p.parent.name for p in tmp_path.glob("tokenizers/*/tokenizer.json")] != []
+    assert second(TEXTS, add_special_tokens=False)["input_ids"] == smol_tok(TEXTS, add_special_tokens=False)["input_ids"]
+    assert fingerprint(second) == fingerprint(first) == fingerprint(smol_tok)
