@@ -120,3 +120,16 @@ def test_encode_joined_overlap_trains_a_token_straddling_into_trained_text(smol_
     assert [smol_tok.decode([i]) for i in ids] == ["Hi", " there", "<|im_end|>"]
     assert encode_joined(segs, smol_tok)[0]["labels"] == [M, M, M]
     assert encode_joined(segs, smol_tok, overlap=True)[0]["labels"] == [M, ids[1], M]
+
+
+def test_ids_and_offsets_direct_path_equals_the_tokenizer_call(smol_tok):
+    import copy
+
+    from newtune.data.encode import ids_and_offsets
+
+    texts = ["<|im_start|>user\nHi there!<|im_end|>\n", "plain text, with ünïcode ✓"]
+    direct = ids_and_offsets(texts, smol_tok)
+    truncating = copy.deepcopy(smol_tok)
+    truncating.backend_tokenizer.enable_truncation(max_length=1000)  # forces the tokenizer(...) path
+    enc = smol_tok(texts, add_special_tokens=False, return_offsets_mapping=True)
+    assert direct == (enc["input_ids"], enc["offset_mapping"]) == ids_and_offsets(texts, truncating)

@@ -41,12 +41,28 @@ def encode_joined(batch: Sequence[Sequence[Segment]], tokenizer: Any, *, overlap
     overlap a trained segment at all, so a token straddling a boundary into trained text is trained.
     """
     texts = ["".join(s.text for s in segs) for segs in batch]
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True) if texts else {"input_ids": []}
+    all_ids, all_offsets = ids_and_offsets(texts, tokenizer) if texts else ([], [])
     label = _label_overlapping if overlap else _label_by_start
     return [
         {"input_ids": list(ids), "labels": label(segs, ids, offsets)}
-        for segs, ids, offsets in zip(batch, enc["input_ids"], enc.get("offset_mapping", []), strict=True)
+        for segs, ids, offsets in zip(batch, all_ids, all_offsets, strict=True)
     ]
+
+
+def ids_and_offsets(texts: list[str], tokenizer: Any) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+    """Token ids and character offsets of each text, without special tokens, in one call into Rust.
+
+    Calls the Rust tokenizer directly when doing so is exactly what `tokenizer(...)` would do (no
+    truncation, padding or special-token splitting configured): converting every Encoding to Python
+    dicts costs as much as tokenizing.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if (backend is not None and backend.truncation is None and backend.padding is None
+            and backend.encode_special_tokens == bool(getattr(tokenizer, "split_special_tokens", False))):
+        encs = backend.encode_batch(texts, add_special_tokens=False)
+        return [e.ids for e in encs], [e.offsets for e in encs]
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    return enc["input_ids"], enc["offset_mapping"]
 
 
 def _label_by_start(segs: Sequence[Segment], ids: Sequence[int], offsets: Sequence[tuple[int, int]]) -> list[int]:
