@@ -61,8 +61,15 @@ def shard(items: Sequence[Any], rank: int, world: int) -> list[Any]:
 
 
 def eval_batches(ds: Any, *, batch_size: int, packed: bool, capacity: int, pad_id: int, pad_to: int | None,
-                 rank: int = 0, world: int = 1) -> Iterator[Any]:
-    """This rank's eval micro-batches, in dataset order."""
+                 rank: int = 0, world: int = 1) -> Iterator[tuple[Any, bool]]:
+    """This rank's eval micro-batches in dataset order, as (batch, counts).
+
+    Every rank runs the same number of forward passes (DDP and FSDP forwards are collective): a rank
+    whose share is short repeats the first batch with counts=False, and its result is dropped.
+    """
     plan = epoch_plan(lengths_of(ds), batch_size=batch_size, packed=packed, capacity=capacity, seed=None)
-    for micro in shard(plan, rank, world):
-        yield collate(ds, micro, packed=packed, pad_id=pad_id, pad_to=pad_to)
+    mine = shard(plan, rank, world)
+    rounds = -(-len(plan) // world)
+    for i in range(rounds):
+        micro = mine[i] if i < len(mine) else plan[0]
+        yield collate(ds, micro, packed=packed, pad_id=pad_id, pad_to=pad_to), i < len(mine)

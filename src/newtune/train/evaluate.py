@@ -39,12 +39,13 @@ def evaluate_loss(model: Any, ds: Any, cfg: RunConfig, *, pad_id: int, accelerat
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=device)  # [loss sum, trained tokens]
     with torch.no_grad():
-        for batch in eval_batches(ds, batch_size=t.eval_batch_size or t.micro_batch_size, packed=packed,
-                                  capacity=seq_len, pad_id=pad_id, pad_to=seq_len if t.pad_to_sequence_len else None,
-                                  rank=rank, world=world):
+        for batch, counts in eval_batches(ds, batch_size=t.eval_batch_size or t.micro_batch_size, packed=packed,
+                                          capacity=seq_len, pad_id=pad_id, rank=rank, world=world,
+                                          pad_to=seq_len if t.pad_to_sequence_len else None):
             loss_sum, n = lm_loss_sum(model, batch.to(device))
-            total[0] += loss_sum.double()
-            total[1] += n
+            if counts:
+                total[0] += loss_sum.double()
+                total[1] += n
     if world > 1:
         total = accelerator.reduce(total, "sum")
     model.train(was_training)

@@ -135,7 +135,7 @@ def run_training(cfg: RunConfig, console: Any) -> TrainResult:
 def setup(cfg: RunConfig, console: Any) -> Run:
     """Precision, accelerator, data, model with its adapter, optimizer, schedule; then the resume state."""
     from accelerate import Accelerator, PartialState
-    from accelerate.utils import set_seed
+    from accelerate.utils import parse_flag_from_env, set_seed
 
     from newtune.data.pipeline import prepare
     from newtune.data.tokenizer import tokenizer_for
@@ -146,7 +146,8 @@ def setup(cfg: RunConfig, console: Any) -> Run:
 
     t, out = cfg.train, Path(cfg.train.output_dir)
     check_trackers(t)
-    device_type = PartialState().device.type
+    # The device decides the precision, which the Accelerator needs up front; `accelerate launch --cpu` sets the env flag.
+    device_type = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU")).device.type
     prec = resolve_precision(t, adapter=cfg.adapter.adapter, device_type=device_type)
     apply_tf32(t)
     acc = Accelerator(mixed_precision=prec.mixed_precision)
