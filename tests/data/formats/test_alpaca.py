@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from instruct_golden.check import assert_matches_axolotl, masked_and_trained
-from instruct_golden.rows import ALPACA
+from instruct_golden.rows import ALPACA, EDGE_ALPACA
 
 from newtune.data.inspect import show
 from newtune.data.rowcodec import encode_row
@@ -15,7 +15,7 @@ SYSTEM = ("Below is an instruction that describes a task, paired with an input t
 
 
 @pytest.mark.parametrize("case", ["alpaca", "alpaca_chat_style", "alpaca_chatml_style", "alpaca_phi_style",
-                                  "alpaca_instruct", "alpaca_instruct_no_prompt"])
+                                  "alpaca_instruct", "alpaca_instruct_no_prompt", "alpaca_edge"])
 def test_matches_axolotl(case, smol_tok, mistral_tok):
     assert_matches_axolotl(case, smol_tok, mistral_tok)
 
@@ -64,3 +64,10 @@ def test_no_prompt_loader_drops_the_system_prompt(smol_tok):
     enc = encode_row("alpaca_instruct.load_no_prompt", ALPACA[0], smol_tok)
     assert masked_and_trained(enc, smol_tok) == (
         "### Instruction:\nName the largest planet.\n\n### Response:\n", "Jupiter.<|im_end|>")
+
+
+def test_eos_or_bos_written_in_the_output_is_not_doubled(mistral_tok, smol_tok):
+    assert show(encode_row("alpaca", EDGE_ALPACA[0], mistral_tok), mistral_tok).endswith("] ▁Yes . </s>")
+    assert show(encode_row("alpaca", EDGE_ALPACA[3], mistral_tok), mistral_tok).endswith("] <s> ▁Hi </s>")
+    assert masked_and_trained(encode_row("alpaca", EDGE_ALPACA[1], smol_tok), smol_tok)[1] == "Yes.<|im_end|>"
+    assert masked_and_trained(encode_row("alpaca", EDGE_ALPACA[2], smol_tok), smol_tok)[1] == "Hi<|im_end|>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from instruct_golden.check import assert_matches_axolotl, masked_and_trained
 from instruct_golden.rows import METHARME
 
@@ -9,8 +10,9 @@ from newtune.data.inspect import show
 from newtune.data.rowcodec import encode_row
 
 
-def test_matches_axolotl(smol_tok, mistral_tok):
-    assert_matches_axolotl("metharme", smol_tok, mistral_tok)
+@pytest.mark.parametrize("case", ["metharme", "metharme_edge"])
+def test_matches_axolotl(case, smol_tok, mistral_tok):
+    assert_matches_axolotl(case, smol_tok, mistral_tok)
 
 
 def test_generation_gets_three_eos(smol_tok):

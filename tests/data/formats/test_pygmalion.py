@@ -11,8 +11,9 @@ from newtune.data.rowcodec import encode_row
 from newtune.errors import DataError
 
 
-def test_matches_axolotl(smol_tok, mistral_tok):
-    assert_matches_axolotl("pygmalion", smol_tok, mistral_tok)
+@pytest.mark.parametrize("case", ["pygmalion", "pygmalion_edge"])
+def test_matches_axolotl(case, smol_tok, mistral_tok):
+    assert_matches_axolotl(case, smol_tok, mistral_tok)
 
 
 def test_turns_and_masking(smol_tok):

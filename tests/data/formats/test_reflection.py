@@ -9,7 +9,7 @@ from instruct_golden.rows import REFLECTION
 from newtune.data.rowcodec import encode_row
 
 
-@pytest.mark.parametrize("case", ["reflection", "reflection_instruct", "reflection_chat"])
+@pytest.mark.parametrize("case", ["reflection", "reflection_instruct", "reflection_chat", "reflection_edge"])
 def test_matches_axolotl(case, smol_tok, mistral_tok):
     assert_matches_axolotl(case, smol_tok, mistral_tok)
 

@@ -6,7 +6,8 @@ response already ends with EOS). An empty response gives no tokens at all, not e
 that quirk. One Segment per separately tokenized piece keeps SentencePiece tokens identical.
 
 Difference, documented: axolotl truncates each piece at sequence_len tokens; newtune does not, so
-such rows stay longer than sequence_len and follow `excess_length_strategy`.
+such rows stay longer than sequence_len and follow `excess_length_strategy`. axolotl fails
+(KeyError 'labels') on an empty prompt with train_on_inputs true; newtune encodes the response.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The prompt text is used as is (it holds its own <|system|>/<|user|>/<|model|> markers).
 axolotl's metharme tokenizer does not skip empty text: with a BOS-adding tokenizer an empty prompt
-is just BOS, and an empty generation still gets its three EOS.
+is just BOS, and an empty generation still gets its three EOS. (With train_on_inputs true and a
+tokenizer without BOS, axolotl fails on an empty prompt; newtune encodes the generation.)
 """
 
 from __future__ import annotations

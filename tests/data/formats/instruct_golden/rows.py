@@ -68,6 +68,21 @@ USER_DEFINED_TYPE = {
 }
 USER_DEFINED_MIN = [{"instruction": "Greet me.", "input": "warmly", "output": "Hello, friend!"},
                     {"instruction": "Wave.", "output": "*waves*"}]
+# Special tokens written in the text, braces, null fields: where BOS/EOS handling is easy to get wrong.
+EDGE_ALPACA = [
+    {"instruction": "Reply.", "input": "", "output": "Yes.</s>"},
+    {"instruction": "Reply.", "input": "", "output": "Yes.<|im_end|>"},
+    {"instruction": "Reply.", "input": "", "output": "<|im_start|>Hi"},
+    {"instruction": "Reply.", "input": "", "output": "<s>Hi"},
+    {"instruction": "Keep {braces} as is.", "input": "{input}", "output": " spaced  out "},
+    {"instruction": "Nothing here.", "input": None, "output": None},
+]
+EDGE_METHARME = [{"prompt": "<|user|>bye<|model|>", "generation": "Bye.</s>"}, {"prompt": "<|user|>x<|model|>", "generation": "Bye.<|im_end|>"}]
+EDGE_PYGMALION = [{"conversations": [
+    {"role": "human", "value": "  hi  "}, {"role": "bot", "value": "Sure.</s>"},
+    {"role": "human", "value": "again"}, {"role": "bot", "value": "Sure.<|im_end|>"},
+]}]
+EDGE_REFLECTION = [{"instruction": "Check.", "input": "", "output": "a", "reflection": "b", "corrected": "c</s>"}]
 
 # (case name, dataset entry keys besides path, rows)
 CASES: list[tuple[str, dict, list[dict]]] = [
@@ -111,4 +126,8 @@ CASES: list[tuple[str, dict, list[dict]]] = [
     ("pygmalion", {"type": "pygmalion"}, PYGMALION),
     ("user_defined", {"type": USER_DEFINED_TYPE}, USER_DEFINED),
     ("user_defined_defaults", {"type": {"field_instruction": "instruction"}}, USER_DEFINED_MIN),
+    ("alpaca_edge", {"type": "alpaca"}, EDGE_ALPACA),
+    ("metharme_edge", {"type": "metharme"}, EDGE_METHARME),
+    ("pygmalion_edge", {"type": "pygmalion"}, EDGE_PYGMALION),
+    ("reflection_edge", {"type": "reflection"}, EDGE_REFLECTION),
 ]
