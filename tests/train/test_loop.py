@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import losses
 
+from newtune.errors import NewtuneError
 from newtune.train.loop import add_neftune, make_schedule, run_training
 from newtune.train.metrics import read_metrics
 
@@ -115,3 +116,59 @@ def test_neftune_noise_only_while_training():
     assert not torch.equal(noisy, clean) and (noisy - clean).abs().max() <= bound
     emb.eval()
     assert torch.equal(emb(ids), clean)
+
+
+def test_out_of_memory_says_what_to_change(tiny_run, monkeypatch):
+    import newtune.train.loss as loss_mod
+
+    def oom(*_a, **_k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(loss_mod, "lm_loss_sum", oom)
+    with pytest.raises(NewtuneError, match="out of memory at step 1") as e:
+        run_training(*tiny_run())
+    assert e.value.where == "micro_batch_size"
+    assert "gradient_checkpointing: true" in e.value.hint and "sequence_len" in e.value.hint
+
+
+@pytest.mark.parametrize(("keys", "package"), [
+    ({"use_tensorboard": True}, "tensorboard"), ({"wandb_project": "p"}, "wandb"),
+    ({"mlflow_tracking_uri": "file:///tmp/x"}, "mlflow"),
+])
+def test_trackers_asked_for_but_missing_are_user_errors(tiny_run, monkeypatch, keys, package):
+    import importlib.util
+
+    from newtune.train import metrics
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(metrics.importlib.util, "find_spec", lambda name, *a: None if name == package else real(name, *a))
+    with pytest.raises(NewtuneError, match=f"needs the {package} package") as e:
+        run_training(*tiny_run(**keys))
+    assert e.value.where == next(iter(keys)) and f"pip install {package}" in e.value.hint
+
+
+def test_sample_packing_trains_the_same_tokens(tiny_run):
+    padded = run_training(*tiny_run(out="padded", micro_batch_size=1))
+    packed = run_training(*tiny_run(out="packed", micro_batch_size=1, sample_packing=True))
+    # 8 rows of ~16 tokens pack into 64-token bins: fewer steps, the same trained tokens.
+    assert packed.steps < padded.steps == 8
+    assert packed.trained_tokens == padded.trained_tokens and packed.tokens == padded.tokens
+    assert all(math.isfinite(x) for x in losses(packed.output_dir))
+
+
+def test_full_finetune_with_gradient_checkpointing_resumes_exactly(tiny_run, tmp_path):
+    import json
+    import shutil
+
+    keys = {"adapter": None, "gradient_checkpointing": True, "save_strategy": "steps", "save_steps": 2,
+            "learning_rate": 0.001}
+    full = run_training(*tiny_run(out="full", **keys))
+    assert (full.output_dir / "model.safetensors").is_file() and not (full.output_dir / "adapter_config.json").exists()
+    part = tmp_path / "part"
+    part.mkdir()
+    shutil.copytree(full.output_dir / "checkpoint-2", part / "checkpoint-2")
+    (part / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in read_metrics(full.output_dir)[:2]))
+    resumed = run_training(*tiny_run(out="part", resume_from_checkpoint=str(part / "checkpoint-2"), **keys))
+    assert losses(part) == losses(full.output_dir) and len(losses(part)) == 4
+    for (name, a), (_, b) in zip(full.model.named_parameters(), resumed.model.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
