@@ -327,8 +327,12 @@ class StopFlag:
     """Ctrl-C asks the loop to save a checkpoint and stop after the current step; a second one aborts."""
 
     def __init__(self) -> None:
+        import threading
+
         self.hit = False
-        self.previous = signal.signal(signal.SIGINT, self.handle)
+        self.previous = None  # signal handlers can only be set from the main thread
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self.handle)
 
     def handle(self, *_: Any) -> None:
         if self.hit:
@@ -344,4 +348,5 @@ class StopFlag:
         return bool(acc.reduce(flag, "sum").item())
 
     def restore(self) -> None:
-        signal.signal(signal.SIGINT, self.previous)
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
