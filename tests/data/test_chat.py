@@ -133,3 +133,28 @@ def test_ids_and_offsets_direct_path_equals_the_tokenizer_call(smol_tok):
     truncating.backend_tokenizer.enable_truncation(max_length=1000)  # forces the tokenizer(...) path
     enc = smol_tok(texts, add_special_tokens=False, return_offsets_mapping=True)
     assert direct == (enc["input_ids"], enc["offset_mapping"]) == ids_and_offsets(texts, truncating)
+
+
+PIECES = ["Hi", " there", "\n", "\n\n", "<|im_end|>", "</s>", " ✓", "é", "  ", "x", "[INST]", " 123", "ünï"]
+
+
+@pytest.mark.parametrize("tok_name", ["smol_tok", "mistral_tok"])
+def test_run_lookup_labels_equal_offset_labels(tok_name, request):
+    """The char → token lookups label exactly as the bisect over full offset lists, on any segmentation."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from newtune.data.encode import _label_overlapping, _label_runs
+
+    tok = request.getfixturevalue(tok_name)
+    segment = st.builds(Segment, st.lists(st.sampled_from(PIECES), max_size=4).map("".join), st.booleans())
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(segment, min_size=1, max_size=6))
+    def check(segs):
+        text = "".join(s.text for s in segs)
+        enc = tok.backend_tokenizer.encode(text, add_special_tokens=False)
+        fast = _label_runs(segs, enc.ids, enc)
+        assert fast is None or fast == _label_overlapping(segs, enc.ids, enc.offsets)
+
+    check()

@@ -1,11 +1,16 @@
 """ChatTemplate: render a Conversation once through its Jinja template and cut the text into Segments.
 
-Locating messages: the conversation is rendered as is (R) and once more with every message that needs a
-span replaced by a placeholder turn {role, content: SENTINEL} (D), as axolotl's per-turn diff does, but
-all at once. Splitting D on the sentinel gives the template text around each message, which is then
-matched against R in order; a message's span is what R holds where D holds the sentinel. Two renders per
-row, whatever the number of turns. If the template drops or repeats a placeholder, each message is
-located by its own diff (one render per message), and a trained message that cannot be found is an error.
+Each message's span is what axolotl's per-turn diff finds (the text that changes when that message is
+replaced by a placeholder turn {role, content: SENTINEL}), found without a render per turn:
+
+- plain messages (role and string content only): a render with every content replaced by the sentinel
+  depends only on the roles, so its pieces are cached per role pattern; the row's one render must be
+  exactly those pieces with the contents spliced in, which gives every span;
+- otherwise (tool calls, extra fields, a template that reads the content): one more render with every
+  needed message replaced by the placeholder, matched against the real render in order;
+- if the template drops or repeats a placeholder, each message gets its own diff (one render each).
+
+A trained message that appears nowhere in the render is an error.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ def _resolve_choice(choice: str | None, jinja: str | None, where: str, tokenizer
 
 def template_source(ds: Any, data: Any, tokenizer: Any) -> str:
     """The template for dataset `ds`: its own chat_template/_jinja win over the top level's, as in axolotl."""
-    if getattr(ds, "conversation", None):  # sharegpt's `conversation:` style
+    if ds.type_name.startswith("sharegpt") and ds.conversation:  # sharegpt's `conversation:` style
         from newtune.data.formats import sharegpt
 
         return named_template(sharegpt.conversation_template(ds.conversation))

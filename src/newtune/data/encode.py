@@ -41,7 +41,18 @@ def encode_joined(batch: Sequence[Sequence[Segment]], tokenizer: Any, *, overlap
     overlap a trained segment at all, so a token straddling a boundary into trained text is trained.
     """
     texts = ["".join(s.text for s in segs) for segs in batch]
-    all_ids, all_offsets = ids_and_offsets(texts, tokenizer) if texts else ([], [])
+    if not texts:
+        return []
+    encs = _rust_encodings(texts, tokenizer)
+    if encs is not None and overlap:  # no per-token offset lists: look up the ends of each trained run
+        out: list[Encoded] = []
+        for segs, e in zip(batch, encs, strict=True):
+            ids = e.ids
+            labels = _label_runs(segs, ids, e)
+            out.append({"input_ids": ids, "labels": labels if labels is not None
+                        else _label_overlapping(segs, ids, e.offsets)})
+        return out
+    all_ids, all_offsets = ids_and_offsets(texts, tokenizer, encs)
     label = _label_overlapping if overlap else _label_by_start
     return [
         {"input_ids": list(ids), "labels": label(segs, ids, offsets)}
@@ -49,20 +60,41 @@ def encode_joined(batch: Sequence[Sequence[Segment]], tokenizer: Any, *, overlap
     ]
 
 
-def ids_and_offsets(texts: list[str], tokenizer: Any) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
-    """Token ids and character offsets of each text, without special tokens, in one call into Rust.
-
-    Calls the Rust tokenizer directly when doing so is exactly what `tokenizer(...)` would do (no
-    truncation, padding or special-token splitting configured): converting every Encoding to Python
-    dicts costs as much as tokenizing.
-    """
+def _rust_encodings(texts: list[str], tokenizer: Any) -> list[Any] | None:
+    """The Rust tokenizer's Encodings when calling it directly is exactly what `tokenizer(...)` does (no
+    truncation, padding or special-token splitting configured); None otherwise. Converting every
+    Encoding to Python dicts, as `tokenizer(...)` does, costs about as much as tokenizing."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if (backend is not None and backend.truncation is None and backend.padding is None
-            and backend.encode_special_tokens == bool(getattr(tokenizer, "split_special_tokens", False))):
-        encs = backend.encode_batch(texts, add_special_tokens=False)
+    if (backend is None or backend.truncation is not None or backend.padding is not None
+            or backend.encode_special_tokens != bool(getattr(tokenizer, "split_special_tokens", False))):
+        return None
+    return backend.encode_batch(texts, add_special_tokens=False)
+
+
+def ids_and_offsets(texts: list[str], tokenizer: Any, encs: list[Any] | None = None,
+                    ) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+    """Token ids and character offsets of each text, without special tokens, in one call into Rust."""
+    encs = encs if encs is not None else _rust_encodings(texts, tokenizer)
+    if encs is not None:
         return [e.ids for e in encs], [e.offsets for e in encs]
     enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     return enc["input_ids"], enc["offset_mapping"]
+
+
+def _trained_runs(segs: Sequence[Segment]) -> list[tuple[int, int]]:
+    """Character ranges [a, b) of consecutive trained, non-empty segments."""
+    runs: list[tuple[int, int]] = []
+    pos, run = 0, None
+    for s in segs:
+        if s.text and s.train and run is None:
+            run = pos
+        elif s.text and not s.train and run is not None:
+            runs.append((run, pos))
+            run = None
+        pos += len(s.text)
+    if run is not None:
+        runs.append((run, pos))
+    return runs
 
 
 def _label_by_start(segs: Sequence[Segment], ids: Sequence[int], offsets: Sequence[tuple[int, int]]) -> list[int]:
@@ -85,18 +117,22 @@ def _label_overlapping(segs: Sequence[Segment], ids: Sequence[int], offsets: Seq
     labels = [IGNORE] * len(ids)
     starts = [o[0] for o in offsets]
     ends = [o[1] for o in offsets]
-    pos, run = 0, None
-    for s in segs:
-        if s.text and s.train and run is None:
-            run = pos
-        elif s.text and not s.train and run is not None:
-            i, j = bisect_right(ends, run), bisect_left(starts, pos)
-            labels[i:j] = ids[i:j]
-            run = None
-        pos += len(s.text)
-    if run is not None:
-        i, j = bisect_right(ends, run), bisect_left(starts, pos)
+    for a, b in _trained_runs(segs):
+        i, j = bisect_right(ends, a), bisect_left(starts, b)
         labels[i:j] = ids[i:j]
+    return labels
+
+
+def _label_runs(segs: Sequence[Segment], ids: list[int], enc: Any) -> list[int] | None:
+    """`_label_overlapping` through a Rust Encoding's char → token lookups; None if a run end is not in a token."""
+    labels = [IGNORE] * len(ids)
+    for a, b in _trained_runs(segs):
+        i, t = enc.char_to_token(a), enc.char_to_token(b - 1)  # the first token holding each character
+        if i is None or t is None:
+            return None
+        while t + 1 < len(ids) and enc.token_to_chars(t + 1)[0] < b:  # later tokens sharing character b-1
+            t += 1
+        labels[i : t + 1] = ids[i : t + 1]
     return labels
 
 
