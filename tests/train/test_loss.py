@@ -223,3 +223,5 @@ def test_no_trained_tokens_gives_zero():
     batch = pad_batch([{"input_ids": [5, 6, 7], "labels": [-100, -100, -100]}], pad_id=0)
     loss, n = lm_loss_sum(model, batch)
     assert n == 0 and loss.item() == 0.0
+    loss.backward()  # a micro-batch with nothing to train still backpropagates (DDP needs every rank to)
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())

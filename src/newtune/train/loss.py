@@ -64,9 +64,6 @@ def lm_loss_sum(model: torch.nn.Module, batch: Batch, chunk_tokens: int = CHUNK_
     Equals `model(input_ids, labels=labels).loss * n_trained` for a padded batch; for a packed batch
     it is the sum of the rows' losses. The caller divides by the step's trained tokens.
     """
-    if batch.n_trained == 0:
-        zero = next(p for p in model.parameters()).new_zeros((), dtype=torch.float32)
-        return zero, 0
     if not fast_path_applies(model):
         return _plain_loss_sum(model, batch), batch.n_trained
     base = _unwrap(model)
@@ -86,8 +83,12 @@ def lm_loss_sum(model: torch.nn.Module, batch: Batch, chunk_tokens: int = CHUNK_
     targets = batch.labels.reshape(-1).to(flat.device)[where + 1]
     head = base.get_output_embeddings()
     softcap = getattr(base.config, "final_logit_softcapping", None)
-    total = flat.new_zeros((), dtype=torch.float32)
     n = batch.n_trained
+    if n == 0:
+        # Still a graph over every parameter (with zero gradients), so backward and DDP's reducer,
+        # which waits for a gradient from each parameter, behave as on any other micro-batch.
+        return 0.0 * _head_ce_sum(head, flat[:1], batch.input_ids.reshape(-1)[:1].to(flat.device), softcap), 0
+    total = flat.new_zeros((), dtype=torch.float32)
     for start in range(0, n, chunk_tokens):
         h = flat.index_select(0, where[start : start + chunk_tokens])
         t = targets[start : start + chunk_tokens]

@@ -1,0 +1,209 @@
+"""Training-step throughput on CPU: LoRA on the embedded SmolLM2-135M, unpacked vs packed. Prints; asserts nothing.
+
+    .venv/bin/python bench/train.py [--steps 6] [--levers] [--full] [--axolotl-venv /tmp/axolotl-venv]
+
+Prints the CPU, this CPU's fp32 matmul peak (measured in the same run, same threads), real tokens/s
+(padding excluded) per mode, peak RSS, and the fraction of peak at 4·N FLOPs/token (LoRA; 6·N full).
+`--levers` adds: the HF full-logits loss instead of lm_loss_sum, and 1 thread. With `--axolotl-venv`
+axolotl trains the same rows with the same settings in a subprocess and the seconds/step ratio is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from newtune.config.load import load_config
+from newtune.data.pack import batches_of_bins, pack_lengths, packing_efficiency
+from newtune.data.pipeline import prepare
+from newtune.model.adapters import apply_adapter
+from newtune.model.load import ensure_embedded_converted, load_model, load_tokenizer_for
+from newtune.train.collate import pack_batch, pad_batch
+from newtune.train.loss import lm_loss_sum
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "examples" / "data" / "quickstart.jsonl"
+WORDS = ("the model learns to answer questions about data training tokens with short clear sentences and "
+         "examples from many topics such as science history cooking travel music code math language").split()
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def matmul_peak_gflops(threads: int, n: int = 2048, reps: int = 6) -> float:
+    """Best fp32 GEMM rate over a few n×n products with `threads` threads."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def chat_rows(n: int, seed: int = 0) -> list[dict]:
+    """Chat rows whose lengths follow a lognormal mix (median ~150 tokens, a few over 512)."""
+    rng = random.Random(seed)
+
+    def text(k: float) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(max(2, int(k))))
+
+    rows = []
+    for _ in range(n):
+        turns = [{"role": "user", "content": text(rng.lognormvariate(3.3, 0.7))},
+                 {"role": "assistant", "content": text(rng.lognormvariate(4.2, 0.8))}]
+        rows.append({"messages": turns})
+    return rows
+
+
+def make_config(data_file: Path, work: Path, full: bool) -> dict:
+    raw = {"datasets": [{"path": str(data_file), "type": "chat_template"}], "sequence_len": 512,
+           "micro_batch_size": 2, "gradient_accumulation_steps": 1, "learning_rate": 1e-4,
+           "dataset_prepared_path": str(work / "prepared"), "val_set_size": 0}
+    if not full:
+        raw |= {"adapter": "lora", "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lora_target_linear": True}
+    return raw
+
+
+def run_steps(model, batches, steps: int, warmup: int, plain_loss: bool) -> tuple[float, int, float]:
+    """Seconds and real tokens over `steps` timed optimizer steps (after `warmup` untimed ones),
+    and the seconds of all steps, warmup included (what axolotl's train_runtime covers)."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    tokens, start, first = 0, None, time.perf_counter()
+    for i, batch in enumerate(batches[: warmup + steps]):
+        if i == warmup:
+            start, tokens = time.perf_counter(), 0
+        if plain_loss:  # the reference: full-vocabulary logits for every position, mean CE
+            out = model(**batch.model_inputs(), labels=batch.labels)
+            (out.loss).backward()
+        else:
+            loss, n = lm_loss_sum(model, batch)
+            (loss / max(n, 1)).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        tokens += batch.n_tokens
+    end = time.perf_counter()
+    return end - start, tokens, end - first
+
+
+def axolotl_run(venv: Path, raw: dict, steps: int, packed: bool, work: Path, timeout: float = 900) -> float | None:
+    """axolotl's seconds per step on the same data and settings (its train_runtime / max_steps)."""
+    cfg = {k: v for k, v in raw.items() if k != "dataset_prepared_path"}
+    cfg |= {"base_model": str(ensure_embedded_converted()), "max_steps": steps, "optimizer": "adamw_torch",
+            "output_dir": str(work / f"axo-out-{packed}"), "dataset_prepared_path": str(work / f"axo-prep-{packed}"),
+            "sample_packing": packed, "pad_to_sequence_len": packed, "save_strategy": "no", "logging_steps": 1,
+            "bf16": False, "fp16": False, "tf32": False, "flash_attention": False, "sdp_attention": True,
+            "dataloader_num_workers": 0, "dataset_num_proc": 1, "num_epochs": 1, "seed": 0,
+            # axolotl turns its Triton LoRA kernels on by default; they allocate on CUDA only.
+            "lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,
+            "lora_embedding_kernel": False}
+    path = work / f"axolotl-{packed}.yml"
+    path.write_text(json.dumps(cfg))  # JSON is YAML
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "WANDB_DISABLED": "true",
+           "AXOLOTL_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1",  # its telemetry retries the network for minutes
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    try:
+        proc = subprocess.run([str(venv / "bin" / "python"), "-m", "axolotl.cli.train", str(path)], env=env,
+                              capture_output=True, text=True, cwd=work, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"  axolotl (packed={packed}) ran past {timeout} s; stopped")
+        return None
+    m = re.search(r"'train_runtime': '?([\d.]+)", proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not m:
+        print(f"  axolotl (packed={packed}) failed, exit {proc.returncode}; last lines:")
+        print("   " + "\n   ".join((proc.stdout + proc.stderr).strip().splitlines()[-8:]))
+        return None
+    return float(m.group(1)) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=6, help="timed optimizer steps per mode")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--rows", type=int, default=400, help="generated chat rows when there is no quickstart data")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="physical cores")
+    ap.add_argument("--full", action="store_true", help="full fine-tune instead of LoRA r=8")
+    ap.add_argument("--levers", action="store_true", help="also measure the full-logits loss and 1 thread")
+    ap.add_argument("--axolotl-venv", type=Path)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    work = Path(tempfile.mkdtemp(prefix="newtune-bench-"))
+    data_file = QUICKSTART
+    if not data_file.exists():
+        data_file = work / "chat.jsonl"
+        data_file.write_text("".join(json.dumps(r) + "\n" for r in chat_rows(args.rows)))
+    raw = make_config(data_file, work, args.full)
+    cfg = load_config(None, raw=raw)
+    tok = load_tokenizer_for(cfg.model)
+    rows = prepare(cfg.data, tok, seed=0).train
+    rows = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
+    lengths = [len(r["input_ids"]) for r in rows]
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+    peak = matmul_peak_gflops(args.threads)
+    model = apply_adapter(load_model(cfg.model, tok, dtype=torch.float32), cfg.adapter, tok)
+    model.train()
+    # N: the base model's parameters (tied embeddings once: the head's matmul uses them), LoRA excluded.
+    n_params = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
+    flops_per_token = (6 if args.full else 4) * n_params
+    need = args.warmup + args.steps
+    padded = [pad_batch(rows[i : i + 2], pad_id) for i in range(0, 2 * need, 2)]
+    bins = pack_lengths(lengths, 512, seed=0)
+    packed = [pack_batch([[rows[j] for j in b] for b in group], pad_id, pad_to=512)
+              for group in batches_of_bins(bins, 2)[:need]]
+
+    print(f"cpu: {cpu_name()} | threads {args.threads} | torch {torch.__version__} | (CPU shared with other work)")
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s | model params N={n_params / 1e6:.1f}M | "
+          f"{'full 6N' if args.full else 'LoRA r=8 4N'} = {flops_per_token / 1e9:.2f} GFLOP/token")
+    print(f"data: {len(rows)} rows from {data_file.name}, mean {sum(lengths) / len(rows):.0f} tokens; "
+          f"packing efficiency {packing_efficiency(lengths, bins, 512):.2%}; "
+          f"padded real-token share {sum(b.n_tokens for b in padded) / sum(b.input_ids.numel() for b in padded):.1%}")
+    modes = [("unpacked (padded to longest)", padded, False, args.threads),
+             ("packed (bins of 512)", packed, False, args.threads)]
+    if args.levers:
+        modes += [("unpacked, HF full-logits loss", padded, True, args.threads),
+                  ("packed, HF full-logits loss", packed, True, args.threads),
+                  ("packed, 1 thread", packed, False, 1)]
+    results = {}
+    for name, batches, plain, threads in modes:
+        torch.set_num_threads(threads)
+        secs, toks, all_secs = run_steps(model, batches, args.steps, args.warmup, plain)
+        rate = toks / secs
+        results[name] = all_secs / (args.steps + args.warmup)
+        print(f"{name:32} {rate:8.0f} real tokens/s  {secs / args.steps:6.2f} s/step  "
+              f"{rate * flops_per_token / (peak * 1e9):6.1%} of peak")
+    torch.set_num_threads(args.threads)
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if args.axolotl_venv:
+        for packed_run, ours in ((False, "unpacked (padded to longest)"), (True, "packed (bins of 512)")):
+            axo = axolotl_run(args.axolotl_venv, raw, args.warmup + args.steps, packed_run, work)
+            if axo is not None:
+                print(f"axolotl {'packed' if packed_run else 'unpacked'}: {axo:.2f} s/step; newtune "
+                      f"{results[ours]:.2f} s/step (both warmup included) → ratio axolotl/newtune "
+                      f"{axo / results[ours]:.2f}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
