@@ -158,3 +158,12 @@ def test_run_lookup_labels_equal_offset_labels(tok_name, request):
         assert fast is None or fast == _label_overlapping(segs, enc.ids, enc.offsets)
 
     check()
+
+
+@pytest.mark.parametrize(("gap", "eot_trained"), [("", True), (" ", True), ("\n\n---", True), (" a b c d", False)])
+def test_eot_within_three_tokens_of_the_message_end(smol_tok, gap, eot_trained):
+    template = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '" + gap + "<|im_end|>' }}{% endfor %}"
+    ds, data = setup_for(smol_tok, template)
+    segs = chat.render_segments(conv(("user", "Hi!"), ("assistant", "Hello.")), ds, data, smol_tok)
+    assert [s.text for s in segs if s.train] == (["Hello.", "<|im_end|>"] if gap and eot_trained else
+                                                 ["Hello.<|im_end|>"] if eot_trained else ["Hello."])

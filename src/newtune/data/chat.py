@@ -27,6 +27,7 @@ from newtune.errors import DataError, ModelError
 
 SENTINEL = "\ue000"  # a private-use character: never in template text, practically never in data
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+GAP_CHARS = 64  # longest template text searched between a message and its EOT/EOS token
 
 
 @lru_cache(maxsize=None)
@@ -114,6 +115,7 @@ class ChatSetup:
     template: ChatTemplate
     rules: train_rules.TrainOn
     eot_re: re.Pattern[str] | None
+    eot_len: int  # longest EOT token text
     tokenizer: Any
 
 
@@ -135,7 +137,8 @@ def chat_setup(ds: Any, data: Any, tokenizer: Any) -> ChatSetup:
         roles, extra = train_rules.role_aliases(ds.roles), ()
     rules = train_rules.resolve(ds, data.train_on_inputs, data.eot_tokens, roles, source, tokenizer, extra)
     eot_re = re.compile("|".join(map(re.escape, rules.eot_tokens))) if rules.eot_tokens else None
-    setup = ChatSetup(ChatTemplate.build(source, tokenizer), rules, eot_re, tokenizer)
+    eot_len = max(map(len, rules.eot_tokens), default=0)
+    setup = ChatSetup(ChatTemplate.build(source, tokenizer), rules, eot_re, eot_len, tokenizer)
     if len(_SETUPS) > 64:
         _SETUPS.clear()
     _SETUPS[key] = (ds, data, tokenizer, setup)
@@ -213,22 +216,22 @@ def detail_token_flags(starts: list[int], text_len: int, details: Any) -> list[b
 
 def _specials_after(setup: ChatSetup, text: str, end: int) -> tuple[int | None, int | None]:
     """Positions of the first EOT and first EOS token after `end`, if within EOT_MAX_GAP tokens."""
-    eot = None
+    eot = eos = None
     if setup.eot_re is not None:
-        m = setup.eot_re.search(text, end)
+        m = setup.eot_re.search(text, end, end + GAP_CHARS + setup.eot_len)
         eot = m.start() if m and _gap_ok(setup, text[end : m.start()]) else None
     eos_tok = setup.rules.eos_token
-    eos = None
     if eos_tok:
-        p = text.find(eos_tok, end)
+        p = text.find(eos_tok, end, end + GAP_CHARS + len(eos_tok))
         eos = p if p >= 0 and _gap_ok(setup, text[end:p]) else None
     return eot, eos
 
 
 def _gap_ok(setup: ChatSetup, gap: str) -> bool:
+    """At most EOT_MAX_GAP tokens of template text between a message and its EOT/EOS (axolotl allows 3)."""
     if not gap:
         return True
-    if len(gap) > 64:
+    if len(gap) > GAP_CHARS:
         return False
     return len(setup.tokenizer(gap, add_special_tokens=False)["input_ids"]) <= train_rules.EOT_MAX_GAP
 
