@@ -6,7 +6,8 @@ Generates alpaca, chat_template, input_output and completion data, prepares each
 (SmolLM2 tokenizer by default), and prints rows/s and tokens/s. It also times `newtune preprocess`
 of 2,000 alpaca rows end to end (start-up included). With --axolotl-venv it runs axolotl 0.21 on the
 same data in the same run (bench/axolotl_dump.py), prints the speed ratio and whether the rows are
-identical. Prints numbers, asserts nothing; the CPU may be shared, so numbers are noisy.
+identical. Prints numbers, asserts nothing. On a shared CPU wall rows/s are noisy; rows per CPU-second
+(all threads of this process) show the work done, independent of the load.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def bench_newtune(cfg_path: Path, dump: Path | None) -> tuple[float, int, int]:
-    """(seconds of preparation, rows, tokens) for one config, in-process, fresh cache."""
+def bench_newtune(cfg_path: Path, dump: Path | None) -> tuple[float, float, int, int]:
+    """(wall seconds, CPU seconds of all threads, rows, tokens) of one preparation, in-process, fresh cache."""
     from rich.console import Console
 
     from newtune.config.load import load_config
@@ -86,11 +87,13 @@ def bench_newtune(cfg_path: Path, dump: Path | None) -> tuple[float, int, int]:
 
     cfg = load_config(cfg_path)
     tok = tokenizer_for(cfg.model, light=True)
+    cpu = time.process_time()
     prepared = prepare_rows(cfg.data, tok, seed=cfg.train.seed, console=Console(file=open(os.devnull, "w")))
     s = prepared.summary
+    cpu = time.process_time() - cpu
     if dump is not None:
         write_dump(prepared.train.iter_encoded(), dump)
-    return s.seconds, s.train.rows_in, s.train.tokens
+    return s.seconds, cpu, s.train.rows_in, s.train.tokens
 
 
 def run_axolotl(venv: Path, cfg_path: Path, out: Path) -> float | None:
@@ -151,8 +154,9 @@ def main() -> None:
             cfg = work / kind / "cfg.yml"
             cfg.write_text(config_text(kind, data, tokenizer, work / kind / "prep"))
             dump = work / kind / "newtune.jsonl" if args.axolotl_venv else None
-            secs, rows, tokens = bench_newtune(cfg, dump)
-            line = f"{kind:14s} newtune {rows / secs:9,.0f} rows/s  {tokens / secs:11,.0f} tok/s  ({tokens / rows:.0f} tok/row)"
+            secs, cpu, rows, tokens = bench_newtune(cfg, dump)
+            line = (f"{kind:14s} newtune {rows / secs:8,.0f} rows/s {tokens / secs:10,.0f} tok/s  "
+                    f"{rows / cpu:8,.0f} rows/CPU-s  ({tokens / rows:.0f} tok/row)")
             if args.axolotl_venv is not None:
                 ax = run_axolotl(args.axolotl_venv, cfg, work / kind / "axolotl.jsonl")
                 if ax:
