@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 GAP_CHARS = 64  # longest template text searched between a message and its EOT/EOS token
 
 
-@lru_cache(maxsize=None)
+@cache
 def named_template(name: str) -> str:
     """A template newtune ships (data/templates/<name>.jinja)."""
     return (TEMPLATES_DIR / f"{name}.jinja").read_text(encoding="utf-8")

@@ -6,8 +6,8 @@ styles write BOS/EOS into the text themselves.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
 
