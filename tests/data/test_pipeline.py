@@ -163,3 +163,17 @@ def test_dataset_processes_give_the_same_rows_and_errors(tmp_path, mistral_tok, 
     bad = write_jsonl(tmp_path / "b.jsonl", rows[:30] + [{"text": "x"}] + rows[:5])
     with pytest.raises(DataError, match=r"b.jsonl line 31 \(input_output\): missing field 'segments'"):
         prepare(config(tmp_path, [{"path": bad, "type": "input_output"}], dataset_processes=2), mistral_tok, seed=0)
+
+
+def test_pretraining_stream_reads_skips_and_names_bad_rows(tmp_path, mistral_tok):
+    from newtune.data.formats.pretraining import prepare_stream
+
+    path = write_jsonl(tmp_path / "p.jsonl", [{"body": "one two"}, {"body": "three"}, {"other": 1}])
+    raw = {"pretraining_dataset": [{"path": path, "text_column": "body", "skip": 1}], "max_steps": 5, "sequence_len": 8}
+    stream = prepare_stream(load_config(None, raw=raw).data, mistral_tok)
+    with pytest.raises(DataError, match=r"p.jsonl line 3: missing field 'body' \(row has: other\)"):
+        next(stream)
+    raw["pretraining_dataset"][0]["path"] = write_jsonl(tmp_path / "q.jsonl", [{"body": "one two"}, {"body": "three"}])
+    assert list(prepare_stream(load_config(None, raw=raw).data, mistral_tok)) == [
+        {"input_ids": [1, 1712, 2, 2, 2, 2, 2, 2], "labels": [1, 1712, 2, -100, -100, -100, -100, -100],
+         "attention_mask": [1, 1, 1, 0, 0, 0, 0, 0]}]

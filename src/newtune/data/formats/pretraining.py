@@ -30,10 +30,11 @@ def stream_texts(entry: Any) -> Iterator[tuple[str, str]]:
     else:
         rows = _hub_stream(entry)
     for row, where in islice(rows, entry.skip, None):
-        if entry.text_column not in row:
-            raise DataError(where, f"missing field '{entry.text_column}' (row has: {', '.join(row)})",
+        text = row.get(entry.text_column)
+        if text is None:  # absent, or null (a key other rows have)
+            fields = ", ".join(k for k, v in row.items() if v is not None)
+            raise DataError(where, f"missing field '{entry.text_column}' (row has: {fields})",
                             "set text_column on the pretraining_dataset entry")
-        text = row[entry.text_column]
         if not isinstance(text, str):
             raise DataError(where, f"field '{entry.text_column}' must be text, not {type(text).__name__}")
         yield text, where
