@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from lora_fixture import make_lora_run
 from rich.console import Console
 
 from newtune.config.load import load_config
@@ -15,6 +16,10 @@ from newtune.export.artifacts import describe_prompt_format
 from newtune.export.infer import generate, run_inference
 from newtune.export.prompt import Turn, prompt_ids
 
+
+@pytest.fixture
+def lora_run(tmp_path, tiny_model_dir, smol_tok):
+    return make_lora_run(tmp_path, tiny_model_dir, smol_tok)
 
 def training_prompt(type_, row, tok):
     enc = encode_row(type_, row, tok)

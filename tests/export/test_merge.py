@@ -6,11 +6,16 @@ import io
 import json
 
 import pytest
+from lora_fixture import make_lora_run
 from rich.console import Console
 
 from newtune.errors import ModelError
 from newtune.export.merge import run_merge
 
+
+@pytest.fixture
+def lora_run(tmp_path, tiny_model_dir, smol_tok):
+    return make_lora_run(tmp_path, tiny_model_dir, smol_tok)
 
 def quiet():
     return Console(file=io.StringIO(), width=200)

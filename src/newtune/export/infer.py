@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,9 @@ def load_for_inference(cfg: RunConfig, console: Any, *, base: bool) -> tuple[Any
 
             console.print(f"[dim]model: base {cfg.model.base_model or 'embedded SmolLM2-135M-Instruct'} "
                           f"+ adapter in {trained}[/dim]")
-            model = PeftModel.from_pretrained(model, trained)
+            with warnings.catch_warnings():  # peft 0.21 calls transformers' deprecated is_gradient_checkpointing
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                model = PeftModel.from_pretrained(model, trained)
         else:
             console.print(f"[dim]model: base {cfg.model.base_model or 'embedded SmolLM2-135M-Instruct'}[/dim]")
     model.eval()

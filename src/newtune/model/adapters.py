@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,11 @@ def apply_adapter(model: Any, adapter_cfg: AdapterConfig, tokenizer: Any, *, add
         peft_cfg = soft_prompt_config(model, adapter_cfg, tokenizer)
         if added_tokens:
             log.warning("%s trains only the virtual tokens: the embeddings of added tokens stay untrained", kind)
-    if hasattr(model, "enable_input_require_grads"):
-        model.enable_input_require_grads()  # so gradient checkpointing sees a grad path from the inputs
-    return get_peft_model(model, peft_cfg)
+    with warnings.catch_warnings():  # peft 0.21 calls transformers' deprecated is_gradient_checkpointing
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()  # so gradient checkpointing sees a grad path from the inputs
+        return get_peft_model(model, peft_cfg)
 
 
 def check_qlora_possible(model: Any) -> None:

@@ -1,10 +1,10 @@
-"""A LoRA run's output_dir, made without training: tiny base + adapter with non-zero weights + artifacts."""
+"""A LoRA run's output_dir, made without training: tiny base + adapter with non-zero weights + artifacts.
+
+Imported by the export tests (a conftest here would shadow tests/conftest.py for `from conftest import`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from newtune.config.load import load_config
 
@@ -36,8 +36,7 @@ def write_adapter(cfg, tokenizer, seed: int = 1):
     return peft
 
 
-@pytest.fixture
-def lora_run(tmp_path, tiny_model_dir, smol_tok):
-    cfg = make_cfg(tiny_model_dir, tmp_path / "out")
-    peft = write_adapter(cfg, smol_tok)
-    return cfg, peft
+def make_lora_run(tmp_path: Path, base_dir: Path, tokenizer):
+    """(config, the peft model) of an alpaca LoRA run whose output_dir is tmp_path/out."""
+    cfg = make_cfg(base_dir, tmp_path / "out")
+    return cfg, write_adapter(cfg, tokenizer)
