@@ -4,6 +4,14 @@ Keys (axolotl's): field_messages (default "messages"), message_property_mappings
 message_field_role / message_field_content), roles (alias map), message_field_training,
 message_field_training_detail, field_tools (default "tools"), drop_system_message. A row-level
 "system" field (field_system) becomes the system message when the conversation has none.
+
+Where newtune differs from axolotl 0.21.0 (which is otherwise matched token for token):
+- a role outside the alias map is an error (axolotl passes it through unmapped);
+- every other non-null message field (tool_calls, name, ...) reaches the template; axolotl keeps only
+  the fields its template analyzer finds, which misses loops not named `message`;
+- default_system_message adds a system turn to conversations without one (axolotl only rewrites
+  "You are a helpful assistant." inside a chatml template);
+- `chat_template.default` is accepted as `chat_template` (axolotl 0.21.0 cannot load it).
 """
 
 from __future__ import annotations
