@@ -10,7 +10,9 @@ replaced by a placeholder turn {role, content: SENTINEL}), found without a rende
   needed message replaced by the placeholder, matched against the real render in order;
 - if the template drops or repeats a placeholder, each message gets its own diff (one render each).
 
-A trained message that appears nowhere in the render is an error.
+A trained message that appears nowhere in the render is an error. Unlike axolotl 0.21.0, no tokenizer
+name is sniffed (it skips a first system turn when the tokenizer path contains "mistral"), and a message
+whose span is empty has no EOT/EOS trained after it.
 """
 
 from __future__ import annotations
