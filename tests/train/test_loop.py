@@ -164,6 +164,7 @@ def test_full_finetune_with_gradient_checkpointing_resumes_exactly(tiny_run, tmp
             "learning_rate": 0.001}
     full = run_training(*tiny_run(out="full", **keys))
     assert (full.output_dir / "model.safetensors").is_file() and not (full.output_dir / "adapter_config.json").exists()
+    assert full.model.is_activation_checkpointing
     part = tmp_path / "part"
     part.mkdir()
     shutil.copytree(full.output_dir / "checkpoint-2", part / "checkpoint-2")

@@ -22,6 +22,14 @@ from newtune.errors import NewtuneError
 PREFIX = "checkpoint-"
 MARKER = "newtune_checkpoint.json"  # written last: a checkpoint without it is incomplete
 TMP_PREFIX = ".tmp-checkpoint-"
+SHARDED_DIR = "accelerate_state"  # FSDP / DeepSpeed: model and optimizer shards, written by accelerate
+
+
+def sharded(accelerator: Any) -> bool:
+    """Whether parameters and optimizer state are split across ranks, so only accelerate can save them."""
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
 @dataclass
@@ -106,9 +114,12 @@ def save_checkpoint(output_dir: Path, state: TrainState, *, accelerator: Any, mo
             tmp.mkdir(parents=True)
         accelerator.wait_for_everyone()
         torch.save(rng_states(), tmp / f"rng_state_{accelerator.process_index}.pth")
+        if sharded(accelerator):  # every rank writes its shards; untested here (no multi-GPU machine in CI)
+            accelerator.save_state(str(tmp / SHARDED_DIR))
         if main:
             accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            if not sharded(accelerator):
+                torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
             torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
             if accelerator.scaler is not None:
                 torch.save(accelerator.scaler.state_dict(), tmp / "scaler.pt")
@@ -167,8 +178,11 @@ def load_checkpoint(path: Path, *, accelerator: Any, model: Any, optimizer: Any,
     if meta.pop("world_size") != accelerator.num_processes:
         raise NewtuneError("resume_from_checkpoint", f"{path} was written by a run on a different number of processes",
                            "resume with the same number of processes")
-    load_weights(accelerator.unwrap_model(model), path)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
+    if (path / SHARDED_DIR).is_dir():
+        accelerator.load_state(str(path / SHARDED_DIR))  # model and optimizer shards (FSDP / DeepSpeed)
+    else:
+        load_weights(accelerator.unwrap_model(model), path)
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     if accelerator.scaler is not None and (path / "scaler.pt").exists():
         accelerator.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))

@@ -168,7 +168,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     set_seed(t.seed)  # before the adapter exists: LoRA's initial weights come from this seed
     model = load_model(cfg.model, tokenizer, dtype=prec.torch_dtype())
     if t.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     added = bool(cfg.model.tokens or (cfg.model.special_tokens and cfg.model.special_tokens.additional_special_tokens))
     model = apply_adapter(model, cfg.adapter, tokenizer, added_tokens=added)
     if t.neftune_noise_alpha:
