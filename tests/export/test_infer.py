@@ -109,3 +109,51 @@ def test_no_trained_model_is_a_model_error(tmp_path, tiny_model_dir):
         run_inference(cfg, quiet(), quiet(), prompt="hi", chat=False, max_new_tokens=2, temperature=0.0, base=False)
     assert e.value.where == "output_dir" and "holds no trained model" in e.value.problem
     assert "--base" in e.value.hint
+
+
+def test_full_fine_tune_output_dir(tmp_path, tiny_model_dir, smol_tok):
+    """output_dir holding full weights (no adapter) answers with those weights, not the base model's."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from newtune.export.artifacts import save_artifacts
+
+    cfg = load_config(None, raw={"base_model": str(tiny_model_dir), "datasets": [{"path": "d.jsonl", "type": "alpaca"}],
+                                 "output_dir": str(tmp_path / "out")})
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight.mul_(-3.0)
+    model.save_pretrained(tmp_path / "out")
+    save_artifacts(tmp_path / "out", cfg, smol_tok)
+    [answer] = run_inference(cfg, quiet(), quiet(), prompt="Name a colour.", chat=False, max_new_tokens=6,
+                             temperature=0.0, base=False)
+    ids = prompt_ids(describe_prompt_format(cfg.data, smol_tok), [Turn("user", "Name a colour.")], smol_tok, cfg.data)
+    assert answer == generate(model.eval(), smol_tok, ids, max_new_tokens=6, temperature=0, stop_ids=[smol_tok.eos_token_id])
+
+
+def test_prompt_tuning_adapter_answers(tmp_path, tiny_model_dir, smol_tok):
+    import torch
+    from peft import get_peft_model
+
+    from newtune.export.artifacts import save_artifacts
+    from newtune.model.adapters import soft_prompt_config
+    from newtune.model.load import load_model
+
+    cfg = load_config(None, raw={"base_model": str(tiny_model_dir), "datasets": [{"path": "d.jsonl", "type": "alpaca"}],
+                                 "adapter": "prompt_tuning", "peft_num_virtual_tokens": 4, "output_dir": str(tmp_path / "out")})
+    base = load_model(cfg.model, smol_tok, dtype=torch.float32)
+    peft = get_peft_model(base, soft_prompt_config(base, cfg.adapter, smol_tok))
+    with torch.no_grad():
+        peft.prompt_encoder["default"].embedding.weight.normal_(0, 5.0)
+    peft.save_pretrained(tmp_path / "out")
+    save_artifacts(tmp_path / "out", cfg, smol_tok)
+    [answer] = run_inference(cfg, quiet(), quiet(), prompt="Name a colour.", chat=False, max_new_tokens=6,
+                             temperature=0.0, base=False)
+    ids = prompt_ids(describe_prompt_format(cfg.data, smol_tok), [Turn("user", "Name a colour.")], smol_tok, cfg.data)
+    assert answer == generate(peft.eval(), smol_tok, ids, max_new_tokens=6, temperature=0, stop_ids=[smol_tok.eos_token_id])
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        tuned = peft(input_ids=x).logits[0, -1]
+        with peft.disable_adapter():
+            plain = peft(input_ids=x).logits[0, -1]
+    assert not torch.allclose(tuned, plain, atol=1e-3)  # the virtual tokens are in play

@@ -117,3 +117,21 @@ def test_embedded_model_answers(smol_tok):
                                        add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
     assert smol_tok.decode(out[0, ids["input_ids"].shape[1]:]) == "The capital of France is Paris.<|im_end|>"
+
+
+def test_missing_gguf_file_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError) as e:
+        mload.resolve_model_dir(ModelConfig(base_model=str(tmp_path / "m.gguf")))
+    assert e.value.problem == f"GGUF file {tmp_path / 'm.gguf'} does not exist"
+
+
+def test_base_model_config_overrides_the_config(tiny_model_dir, smol_tok, tmp_path):
+    import torch
+    from transformers import AutoConfig
+
+    conf = AutoConfig.from_pretrained(tiny_model_dir)
+    conf.rms_norm_eps = 0.125
+    conf.save_pretrained(tmp_path)
+    model = mload.load_model(ModelConfig(base_model=str(tiny_model_dir), base_model_config=str(tmp_path)), smol_tok,
+                             dtype=torch.float32)
+    assert model.config.rms_norm_eps == 0.125

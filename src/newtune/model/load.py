@@ -131,6 +131,10 @@ def load_model(model_cfg: ModelConfig, tokenizer: Any, *, dtype: Any, device: An
         kwargs["quantization_config"] = bnb_config(model_cfg, dtype)
         kwargs["device_map"] = {"": device or 0}
     model_dir = resolve_model_dir(model_cfg)
+    if model_cfg.base_model_config:
+        from transformers import AutoConfig
+
+        kwargs["config"] = AutoConfig.from_pretrained(model_cfg.base_model_config, trust_remote_code=model_cfg.trust_remote_code)
     gguf = Path(src).expanduser() if src and src.endswith(".gguf") else None
     where = f"{gguf}" if gguf else f"{embedded.EMBEDDED_NAME} ({model_dir})" if embedded.is_embedded(src) else str(model_dir)
     log.info("loading base model %s", where)
@@ -139,7 +143,7 @@ def load_model(model_cfg: ModelConfig, tokenizer: Any, *, dtype: Any, device: An
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
             model.hf_quantizer = None
         else:
-            model = AutoModelForCausalLM.from_pretrained(model_dir, revision=None, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
     except (OSError, ValueError) as e:
         raise ModelError("base_model", f"cannot load a causal LM from {where}: {str(e).splitlines()[0]}") from None
     grow_embeddings(model, tokenizer)
