@@ -13,6 +13,7 @@ import yaml
 
 NEWTUNE = str(Path(sys.executable).parent / "newtune")
 WORDS = "alpha beta gamma delta epsilon zeta eta theta".split()
+pytestmark = pytest.mark.xdist_group("e2e_inference")  # one worker trains once for the whole module
 
 
 @pytest.fixture(scope="module")
