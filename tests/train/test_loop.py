@@ -173,3 +173,18 @@ def test_full_finetune_with_gradient_checkpointing_resumes_exactly(tiny_run, tmp
     assert losses(part) == losses(full.output_dir) and len(losses(part)) == 4
     for (name, a), (_, b) in zip(full.model.named_parameters(), resumed.model.named_parameters(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_logging_steps_average_the_steps_between_logs(tiny_run):
+    every = run_training(*tiny_run(out="every"))
+    pairs = run_training(*tiny_run(out="pairs", logging_steps=2))
+    one, two = losses(every.output_dir), losses(pairs.output_dir)
+    assert [r["step"] for r in read_metrics(pairs.output_dir)] == [2, 4]
+    assert two == pytest.approx([(one[0] + one[1]) / 2, (one[2] + one[3]) / 2], rel=1e-6)
+
+
+def test_bf16_true_trains_in_bf16_on_cpu(tiny_run):
+    result = run_training(*tiny_run(bf16=True, max_steps=2))
+    dtypes = {p.dtype for p in result.model.parameters() if not p.requires_grad}
+    assert dtypes == {torch.bfloat16}
+    assert all(math.isfinite(x) for x in losses(result.output_dir)) and result.steps == 2

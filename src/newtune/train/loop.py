@@ -135,6 +135,7 @@ def run_training(cfg: RunConfig, console: Any) -> TrainResult:
 def setup(cfg: RunConfig, console: Any) -> Run:
     """Precision, accelerator, data, model with its adapter, optimizer, schedule; then the resume state."""
     from accelerate import Accelerator, PartialState
+    from accelerate.state import AcceleratorState
     from accelerate.utils import parse_flag_from_env, set_seed
 
     from newtune.data.pipeline import prepare
@@ -150,6 +151,8 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     device_type = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU")).device.type
     prec = resolve_precision(t, adapter=cfg.adapter.adapter, device_type=device_type)
     apply_tf32(t)
+    if AcceleratorState._shared_state and not PartialState().use_distributed:
+        AcceleratorState._reset_state()  # a later run in the same process (tests, notebooks) may change precision
     acc = Accelerator(mixed_precision=prec.mixed_precision)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
