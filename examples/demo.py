@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "quickstart.yml"
@@ -69,7 +70,7 @@ def main() -> int:
         timings["prepare the embedded model"] = time.perf_counter() - started
         before, timings["base answers"] = answers(cfg, base=True)
         for q, a in zip(QUESTIONS, before, strict=True):
-            console.print(f"[bold cyan]Q:[/bold cyan] {q}\n[dim]A:[/dim] {a}\n", highlight=False)
+            console.print(Text.assemble(("Q: ", "bold cyan"), q, "\n", ("A: ", "dim"), a, "\n"))
     except NewtuneError as e:
         console.print(f"[bold red]error:[/bold red] {e.render()}")
         return 2
@@ -89,7 +90,7 @@ def main() -> int:
     table.add_column("base model", ratio=4)
     table.add_column("after LoRA fine-tune", ratio=4, style="green")
     for row in zip(QUESTIONS, before, after, strict=True):
-        table.add_row(*row)
+        table.add_row(*map(Text, row))  # model text is shown as is, never as markup
     console.print(table)
 
     console.rule("[bold]Where things are")

@@ -26,7 +26,8 @@ def run_inference(cfg: RunConfig, console: Any, out: Any, *, prompt: str | None,
     def answer(history: list[Turn]) -> str:
         ids = prompt_ids(fmt, history, tokenizer, cfg.data)
         return generate(model, tokenizer, ids, max_new_tokens=max_new_tokens, temperature=temperature,
-                        stop_ids=stops, on_text=lambda t: out.print(t, end="", markup=False, highlight=False, soft_wrap=True))
+                        stop_ids=stops, on_text=lambda t: out.print(t, end="", markup=False, highlight=False, emoji=False,
+                                                          soft_wrap=True))
 
     if not chat:
         text = prompt if prompt is not None else sys.stdin.read().strip()
