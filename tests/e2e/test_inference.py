@@ -93,3 +93,14 @@ def test_merge_lora_then_plain_transformers(trained, tmp_path):
     ids = torch.tensor([[1, 520, 2113, 314, 253, 1351, 30, 2]])
     with torch.no_grad():
         assert torch.allclose(merged(input_ids=ids).logits, ref(input_ids=ids).logits, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_quickstart_base_model_answers_in_its_chat_format(tmp_path):
+    """`--base` on the quickstart config: the embedded model, prompted through its own ChatML template."""
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run([NEWTUNE, "inference", "examples/quickstart.yml", "--base", "--output_dir", str(tmp_path),
+                          "--prompt", "What is the capital of France?", "--max-new-tokens", "12"],
+                         cwd=root, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout == "The capital of France is Paris.\n"
