@@ -100,3 +100,13 @@ def test_remove_partial_and_prune(tmp_path):
     ckpt.remove_partial(tmp_path)
     assert [p.name for p in ckpt.prune(tmp_path, 2)] == ["checkpoint-1"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2", "checkpoint-3"]
+
+
+def test_soft_prompt_resumes_exactly(tiny_run, tmp_path):
+    keys = {"adapter": "prompt_tuning", "lora_target_linear": False, "peft_num_virtual_tokens": 4,
+            "save_strategy": "steps", "save_steps": 2}
+    full = run_training(*tiny_run(out="full", **keys))
+    (tmp_path / "part").mkdir()
+    resumed = run_training(*tiny_run(out="part", resume_from_checkpoint=str(full.output_dir / "checkpoint-2"), **keys))
+    assert resumed.steps == 4
+    assert losses(tmp_path / "part") == losses(full.output_dir)[2:]

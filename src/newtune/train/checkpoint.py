@@ -198,9 +198,11 @@ def load_weights(model: Any, path: Path) -> None:
         from peft import set_peft_model_state_dict
 
         result = set_peft_model_state_dict(model, load_file(path / "adapter_model.safetensors"))
-        if result.unexpected_keys:
+        # Soft prompts: peft loads prompt_embeddings into the prompt encoder itself, then reports the key unused.
+        unexpected = [k for k in result.unexpected_keys if k != "prompt_embeddings"]
+        if unexpected:
             raise NewtuneError("resume_from_checkpoint", f"{path}: the adapter does not fit this model "
-                               f"(unexpected: {', '.join(result.unexpected_keys[:3])})")
+                               f"(unexpected: {', '.join(unexpected[:3])})")
         return
     files = sorted(path.glob("model*.safetensors"))
     if not files:
