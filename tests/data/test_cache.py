@@ -116,3 +116,26 @@ def test_two_processes_share_one_entry(setup, tmp_path, smol_tok_dir):
     outs = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
     assert outs == ["False 3", "True 3"]
     assert len(entries(tmp_path / "prep")) == 1
+
+
+def test_edited_jinja_template_file_retokenizes(tmp_path, smol_tok_dir):
+    rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}]
+    data_file = tmp_path / "chat.jsonl"
+    data_file.write_text(json.dumps(rows[0]) + "\n" + json.dumps(rows[0]) + "\n")
+    template = tmp_path / "t.jinja"
+    body = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    template.write_text(body)
+    tok = load_tokenizer(str(smol_tok_dir), light=True)
+    raw = {"datasets": [{"path": str(data_file), "type": "chat_template"}], "chat_template": "jinja",
+           "chat_template_jinja": str(template), "dataset_prepared_path": str(tmp_path / "prep")}
+
+    def run():
+        return prepare_rows(load_config(None, raw=raw).data, tok, seed=0)
+
+    first = run()
+    assert run().summary.cached
+    os.utime(template, ns=(template.stat().st_atime_ns, template.stat().st_mtime_ns + 10**9))
+    template.write_text(body.replace("\n{{ m['content'] }}", " {{ m['content'] }}"))
+    second = run()
+    assert not second.summary.cached and second.summary.cache_path != first.summary.cache_path
+    assert second.train.lengths()[0] < first.train.lengths()[0]

@@ -141,11 +141,15 @@ def prepare_rows(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = 
 
 
 def source_identities(data: DataConfig) -> list[str]:
-    """size+mtime of every local file read; hub ids stand for themselves (with their revision)."""
+    """size+mtime of every local file read (data and Jinja template files); hub ids stand for themselves."""
     out = []
-    for ds in [*data.datasets, *(data.test_datasets or [])]:
+    entries = [*data.datasets, *(data.test_datasets or [])]
+    for ds in entries:
         files = local_files(ds)
         out += [cache.file_identity(f) for f in files] if files is not None else [f"hub:{ds.path}@{ds.revision}"]
+    for jinja in [data.chat_template_jinja, *(ds.chat_template_jinja for ds in entries)]:
+        if jinja and "{" not in jinja and Path(jinja).expanduser().is_file():  # a path, not inline Jinja
+            out.append(cache.file_identity(Path(jinja).expanduser()))
     return out
 
 
