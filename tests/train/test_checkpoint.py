@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_run import losses, tiny_run_fixture  # noqa: F401 (the tiny_run fixture)
 
-from conftest import losses
 from newtune.config.train import TrainConfig
 from newtune.errors import NewtuneError
 from newtune.train import checkpoint as ckpt

@@ -7,6 +7,7 @@ import math
 import datasets
 import pytest
 import torch
+from tiny_run import tiny_run_fixture  # noqa: F401 (the tiny_run fixture)
 
 from newtune.train.batches import epoch_plan, eval_batches
 from newtune.train.evaluate import evaluate_loss

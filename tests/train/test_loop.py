@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
+from tiny_run import losses, tiny_run_fixture  # noqa: F401 (the tiny_run fixture)
 
-from conftest import losses
 from newtune.errors import NewtuneError
 from newtune.train.loop import add_neftune, make_schedule, run_training
 from newtune.train.metrics import read_metrics

@@ -22,6 +22,7 @@ from newtune.errors import NewtuneError
 PREFIX = "checkpoint-"
 MARKER = "newtune_checkpoint.json"  # written last: a checkpoint without it is incomplete
 TMP_PREFIX = ".tmp-checkpoint-"
+DEFAULT_TOTAL_LIMIT = 4  # save_total_limit unset: keep 4 checkpoints, as axolotl does
 SHARDED_DIR = "accelerate_state"  # FSDP / DeepSpeed: model and optimizer shards, written by accelerate
 
 

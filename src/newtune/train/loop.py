@@ -282,7 +282,7 @@ def save_checkpoint(run: Run) -> Path:
                                 scheduler=run.scheduler,
                                 write_extras=lambda d: save_artifacts(d, run.cfg, run.tokenizer))
     if run.acc.is_main_process:
-        ckpt.prune(out, run.cfg.train.save_total_limit)
+        ckpt.prune(out, run.cfg.train.save_total_limit or ckpt.DEFAULT_TOTAL_LIMIT)
     return path
 
 

@@ -1,4 +1,7 @@
-"""A tiny training run: a few rows of input_output data, the tiny Llama, a config built from keys."""
+"""A tiny training run for the train tests: a few input_output rows, the tiny Llama, a config from keys.
+
+A plain module, not a conftest: a second conftest.py would shadow tests/conftest.py for `from conftest import`.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +38,8 @@ def tiny_keys(tmp_path: Path, model_dir: Path, rows: int = 8) -> dict:
     }
 
 
-@pytest.fixture
-def tiny_run(tmp_path, tiny_model_dir):
+@pytest.fixture(name="tiny_run")
+def tiny_run_fixture(tmp_path, tiny_model_dir):
     """tiny_run(**keys) → (RunConfig, console); keys override tiny_keys."""
     from newtune.config.load import load_config
 
