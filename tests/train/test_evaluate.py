@@ -68,3 +68,17 @@ def test_epoch_plans_are_seeded_and_cover_every_row_once():
     packed = epoch_plan(lengths, batch_size=1, packed=True, capacity=8, seed=1)
     assert sorted(int(i) for m in packed for s in m for i in s) == list(range(7))
     assert all(int(lengths[s].sum()) <= 8 for m in packed for s in m)
+
+
+def test_run_evaluate_reads_a_full_finetune_from_output_dir(tiny_run):
+    import json
+    from pathlib import Path
+
+    from newtune.train.evaluate import run_evaluate
+    from newtune.train.loop import run_training
+
+    cfg, console = tiny_run(adapter=None, lora_target_linear=False, val_set_size=2, max_steps=2)
+    trained = run_training(cfg, console)
+    got = run_evaluate(cfg, console)
+    assert got.rows == 2 and got.loss == pytest.approx(trained.eval_loss, rel=1e-6)
+    assert json.loads((Path(cfg.train.output_dir) / "eval.json").read_text())["loss"] == got.loss
