@@ -6,6 +6,9 @@ Prints the CPU, this CPU's fp32 matmul peak (measured in the same run, same thre
 (padding excluded) per mode, peak RSS, and the fraction of peak at 4·N FLOPs/token (LoRA; 6·N full).
 `--levers` adds: the HF full-logits loss instead of lm_loss_sum, and 1 thread. With `--axolotl-venv`
 axolotl trains the same rows with the same settings in a subprocess and the seconds/step ratio is shown.
+
+OMP_WAIT_POLICY defaults to PASSIVE here (set it to ACTIVE to compare): on a CPU shared with other
+work, OpenMP threads that spin while waiting made training steps 4-9x slower in our measurements.
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads its OpenMP runtime
 
-from newtune.config.load import load_config
-from newtune.data.pack import batches_of_bins, pack_lengths, packing_efficiency
-from newtune.data.pipeline import prepare
-from newtune.model.adapters import apply_adapter
-from newtune.model.load import ensure_embedded_converted, load_model, load_tokenizer_for
-from newtune.train.collate import pack_batch, pad_batch
-from newtune.train.loss import lm_loss_sum
+import torch  # noqa: E402
+
+from newtune.config.load import load_config  # noqa: E402
+from newtune.data.pack import batches_of_bins, pack_lengths, packing_efficiency  # noqa: E402
+from newtune.data.pipeline import prepare  # noqa: E402
+from newtune.model.adapters import apply_adapter  # noqa: E402
+from newtune.model.load import ensure_embedded_converted, load_model, load_tokenizer_for  # noqa: E402
+from newtune.train.collate import pack_batch, pad_batch  # noqa: E402
+from newtune.train.loss import lm_loss_sum  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "data" / "quickstart.jsonl"
@@ -173,7 +178,8 @@ def main() -> None:
     packed = [pack_batch([[rows[j] for j in b] for b in group], pad_id, pad_to=512)
               for group in batches_of_bins(bins, 2)[:need]]
 
-    print(f"cpu: {cpu_name()} | threads {args.threads} | torch {torch.__version__} | (CPU shared with other work)")
+    print(f"cpu: {cpu_name()} | threads {args.threads} | OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} | "
+          f"torch {torch.__version__} | load average {os.getloadavg()[0]:.1f} (other work shares this CPU)")
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s | model params N={n_params / 1e6:.1f}M | "
           f"{'full 6N' if args.full else 'LoRA r=8 4N'} = {flops_per_token / 1e9:.2f} GFLOP/token")
     print(f"data: {len(rows)} rows from {data_file.name}, mean {sum(lengths) / len(rows):.0f} tokens; "

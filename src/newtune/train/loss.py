@@ -82,6 +82,8 @@ def lm_loss_sum(model: torch.nn.Module, batch: Batch, chunk_tokens: int = CHUNK_
     where = batch.trained_positions.to(flat.device)
     targets = batch.labels.reshape(-1).to(flat.device)[where + 1]
     head = base.get_output_embeddings()
+    # Outside accelerate's autocast (which wraps forward only) the hidden states may be in another dtype.
+    flat = flat.to(next(head.parameters()).dtype)
     softcap = getattr(base.config, "final_logit_softcapping", None)
     n = batch.n_trained
     if n == 0:
