@@ -19,9 +19,21 @@ def test_cpu_bf16_flags_are_read_from_cpuinfo():
     assert cpu_has_bf16("") is False
 
 
-def test_auto_on_cpu_is_fp32_even_with_bf16_flags():
-    p = resolve_precision(TrainConfig(bf16="auto"), adapter="lora", device_type="cpu")
-    assert (p.dtype, p.mixed_precision) == ("float32", "no")
+def test_auto_on_cpu_follows_flags_and_measured_speed(monkeypatch):
+    flags = {"value": SPR}
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda cpuinfo=None: cpu_has_bf16(flags["value"]))
+    for has, ratio, expected in ((SPR, 0.5, "bfloat16"), (SPR, 1.7, "float32"), (SKYLAKE, 0.5, "float32")):
+        flags["value"] = has
+        monkeypatch.setattr(precision, "cpu_bf16_step_ratio", lambda r=ratio: r)
+        p = resolve_precision(TrainConfig(bf16="auto"), adapter="lora", device_type="cpu")
+        assert p.dtype == expected, (has, ratio)
+        assert p.mixed_precision == ("bf16" if expected == "bfloat16" else "no")
+
+
+def test_cpu_bf16_step_ratio_is_measured():
+    precision.cpu_bf16_step_ratio.cache_clear()
+    ratio = precision.cpu_bf16_step_ratio()
+    assert ratio > 0 and ratio == precision.cpu_bf16_step_ratio()  # measured once per process
 
 
 def test_auto_on_gpu_with_bf16_is_bf16(monkeypatch):
