@@ -42,6 +42,20 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")] = False,
 ) -> None:
     """Fine-tune large language models from one axolotl-compatible YAML file."""
+    setup_logging()
+
+
+def setup_logging() -> None:
+    """newtune's INFO messages (which model is used, adapter targets, ...) to stderr through rich."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("newtune")
+    if not logger.handlers:
+        logger.addHandler(RichHandler(console=console, show_time=False, show_path=False, markup=False))
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def extra_overrides(args: list[str]) -> list[str]:

@@ -188,3 +188,19 @@ def test_bf16_true_trains_in_bf16_on_cpu(tiny_run):
     dtypes = {p.dtype for p in result.model.parameters() if not p.requires_grad}
     assert dtypes == {torch.bfloat16}
     assert all(math.isfinite(x) for x in losses(result.output_dir)) and result.steps == 2
+
+
+def test_pretraining_dataset_trains_exactly_max_steps_of_streamed_rows(tiny_run, tmp_path):
+    import json
+
+    texts = tmp_path / "corpus.jsonl"
+    texts.write_text("".join(json.dumps({"text": f"story {i}: " + "lorem ipsum dolor " * (i % 5 + 1)}) + "\n"
+                             for i in range(40)))
+    cfg, console = tiny_run(out="pre", datasets=None, pretraining_dataset=[{"path": str(texts)}],
+                            max_steps=3, micro_batch_size=2, sequence_len=32)
+    result = run_training(cfg, console)
+    assert result.steps == 3 and not result.interrupted
+    got = losses(result.output_dir)
+    assert len(got) == 3 and all(math.isfinite(x) for x in got)
+    # 3 steps x 2 rows of 32 tokens, every token of a full row real (rows are packed from the stream)
+    assert result.tokens <= 3 * 2 * 32 and result.tokens > 3 * 2 * 16

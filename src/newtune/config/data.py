@@ -159,5 +159,7 @@ class DataConfig(Section):
 
     @field_validator("datasets", "test_datasets", "pretraining_dataset", mode="before")
     @classmethod
-    def _one_as_list(cls, v: Any) -> Any:
+    def _one_as_list(cls, v: Any, info: Any) -> Any:
+        if v is None and info.field_name == "datasets":
+            return []  # `datasets:` left empty, as in pretraining configs
         return [v] if isinstance(v, dict) else v

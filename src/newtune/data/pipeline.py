@@ -111,6 +111,31 @@ def prepare(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None)
     return PreparedData(rows.train.to_dataset(), rows.eval.to_dataset() if rows.eval else None, rows.summary)
 
 
+def prepare_pretraining(data: DataConfig, tokenizer: Any, *, rows: int) -> PreparedData:
+    """The first `rows` packed rows of the `pretraining_dataset` stream (all a max_steps run reads), in order.
+
+    The stream has no end, so training reads exactly what its steps need, once, before the first step:
+    the rows are then indexed like any dataset, which keeps resume exact.
+    """
+    from itertools import islice
+
+    from datasets import Dataset
+
+    from newtune.data.formats.pretraining import prepare_stream
+
+    start = time.perf_counter()
+    taken = list(islice(prepare_stream(data, tokenizer), rows))
+    if not taken:
+        raise DataError("pretraining_dataset", "the stream gave no text rows")
+    columns = {"input_ids": [r["input_ids"] for r in taken], "labels": [r["labels"] for r in taken],
+               "length": [sum(r["attention_mask"]) for r in taken]}
+    stats = PartStats(rows_in=len(taken), rows_out=len(taken), tokens=sum(columns["length"]),
+                      trainable=sum(sum(1 for x in lab if x != -100) for lab in columns["labels"]))
+    summary = Summary(train=stats, test=None, train_rows=len(taken), eval_rows=0,
+                      seconds=time.perf_counter() - start, cached=False, cache_path="")
+    return PreparedData(Dataset.from_dict(columns), None, summary)
+
+
 def prepare_rows(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None) -> PreparedRows:
     """As `prepare`, as light Arrow views."""
     from newtune.data.tokenizer import fingerprint

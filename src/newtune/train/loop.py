@@ -138,7 +138,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     from accelerate.state import AcceleratorState
     from accelerate.utils import parse_flag_from_env, set_seed
 
-    from newtune.data.pipeline import prepare
+    from newtune.data.pipeline import prepare, prepare_pretraining
     from newtune.data.tokenizer import tokenizer_for
     from newtune.model.adapters import apply_adapter
     from newtune.model.load import load_model
@@ -161,7 +161,11 @@ def setup(cfg: RunConfig, console: Any) -> Run:
 
     tokenizer = tokenizer_for(cfg.model)
     with acc.main_process_first():  # the main process builds the dataset cache; the others then read it
-        data = prepare(cfg.data, tokenizer, seed=t.seed, console=console if acc.is_main_process else None)
+        if cfg.data.datasets:
+            data = prepare(cfg.data, tokenizer, seed=t.seed, console=console if acc.is_main_process else None)
+        else:  # pretraining_dataset only: read the rows max_steps needs (config requires max_steps)
+            rows = t.max_steps * t.micro_batch_size * t.gradient_accumulation_steps * acc.num_processes
+            data = prepare_pretraining(cfg.data, tokenizer, rows=rows)
     lengths = B.lengths_of(data.train)
     n_micro = len(B.epoch_plan(lengths, batch_size=t.micro_batch_size, packed=t.sample_packing,
                                capacity=cfg.data.sequence_len, seed=t.seed))
