@@ -129,3 +129,15 @@ def test_config_and_data_do_not_import_torch():
             "print('torch' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"
+
+
+def test_more_impossible_combinations_each_named():
+    assert problems({"datasets": DS, "adapter": "prompt_tuning", "sample_packing": True}) == [
+        "sample_packing: soft prompts prepend virtual tokens to each row; they cannot be packed"]
+    assert problems({"pretraining_dataset": [{"path": "c.jsonl"}]}) == [
+        "max_steps: pretraining_dataset streams without an end, so max_steps is required"]
+    assert problems({"datasets": DS, "load_in_4bit": True, "load_in_8bit": True, "adapter": "qlora",
+                     "lora_target_linear": True}) == ["load_in_8bit: choose load_in_4bit or load_in_8bit, not both"]
+    assert problems({"datasets": DS, "val_set_size": 0.1, "test_datasets": DS, "save_steps": 5,
+                     "saves_per_epoch": 2}) == ["val_set_size: use either val_set_size or test_datasets, not both",
+                                                "saves_per_epoch: set save_steps or saves_per_epoch, not both"]
