@@ -4,7 +4,8 @@
 
 Prints the CPU, this CPU's fp32 matmul peak (measured in the same run, same threads), real tokens/s
 (padding excluded) per mode, peak RSS, and the fraction of peak at 4·N FLOPs/token (LoRA; 6·N full).
-`--levers` adds: the HF full-logits loss instead of lm_loss_sum, and 1 thread. With `--axolotl-venv`
+`--levers` adds: the HF full-logits loss instead of lm_loss_sum, and 1 thread; `--compile` adds
+packed steps with each decoder layer compiled (torch.compile; the first step pays the compile). With `--axolotl-venv`
 axolotl trains the same rows with the same settings in a subprocess and the seconds/step ratio is shown.
 
 OMP_WAIT_POLICY defaults to PASSIVE here (set it to ACTIVE to compare): on a CPU shared with other
@@ -150,6 +151,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="physical cores")
     ap.add_argument("--full", action="store_true", help="full fine-tune instead of LoRA r=8")
     ap.add_argument("--levers", action="store_true", help="also measure the full-logits loss and 1 thread")
+    ap.add_argument("--compile", action="store_true", help="also measure packed steps with each decoder layer compiled")
     ap.add_argument("--axolotl-venv", type=Path)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -200,6 +202,13 @@ def main() -> None:
         print(f"{name:32} {rate:8.0f} real tokens/s  {secs / args.steps:6.2f} s/step  "
               f"{rate * flops_per_token / (peak * 1e9):6.1%} of peak")
     torch.set_num_threads(args.threads)
+    if args.compile:  # regional compilation: one graph per layer, reused by all 30; hooks outside stay eager
+        for layer in getattr(model, "get_base_model", lambda: model)().get_decoder().layers:
+            layer.compile()
+        secs, toks, all_secs = run_steps(model, packed, args.steps, args.warmup, False)
+        print(f"{'packed, layers compiled':32} {toks / secs:8.0f} real tokens/s  {secs / args.steps:6.2f} s/step  "
+              f"{toks / secs * flops_per_token / (peak * 1e9):6.1%} of peak  (compile in warmup: "
+              f"{all_secs - secs:.0f} s)")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if args.axolotl_venv:
         for packed_run, ours in ((False, "unpacked (padded to longest)"), (True, "packed (bins of 512)")):
