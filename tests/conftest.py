@@ -20,6 +20,7 @@ def _offline_and_isolated(tmp_path_factory):
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ["NEWTUNE_CPU_BF16"] = "0"  # tests train in fp32 (bf16: auto never measures the CPU here)
 
 
 def _package_dir(name: str) -> Path:

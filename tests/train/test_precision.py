@@ -19,11 +19,14 @@ def test_cpu_bf16_flags_are_read_from_cpuinfo():
     assert cpu_has_bf16("") is False
 
 
-def test_auto_on_cpu_follows_flags_and_measured_speed(monkeypatch):
+def test_auto_on_cpu_follows_flags_and_measured_speed(monkeypatch, tmp_path):
+    monkeypatch.delenv("NEWTUNE_CPU_BF16", raising=False)
+    monkeypatch.setenv("NEWTUNE_CACHE", str(tmp_path))
     flags = {"value": SPR}
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda cpuinfo=None: cpu_has_bf16(flags["value"]))
     for has, ratio, expected in ((SPR, 0.5, "bfloat16"), (SPR, 1.7, "float32"), (SKYLAKE, 0.5, "float32")):
         flags["value"] = has
+        (tmp_path / "cpu_bf16.json").unlink(missing_ok=True)  # a new machine: measure again
         monkeypatch.setattr(precision, "cpu_bf16_step_ratio", lambda r=ratio: r)
         p = resolve_precision(TrainConfig(bf16="auto"), adapter="lora", device_type="cpu")
         assert p.dtype == expected, (has, ratio)
@@ -70,3 +73,16 @@ def test_fp16_needs_a_gpu():
 def test_fp16_keeps_fp32_weights_for_full_finetunes():
     assert resolve_precision(TrainConfig(fp16=True, bf16=False), adapter=None, device_type="cuda").dtype == "float32"
     assert resolve_precision(TrainConfig(fp16=True, bf16=False), adapter="lora", device_type="cuda").dtype == "float16"
+
+
+def test_cpu_verdict_is_measured_once_per_machine_and_can_be_forced(monkeypatch, tmp_path):
+    monkeypatch.delenv("NEWTUNE_CPU_BF16", raising=False)
+    monkeypatch.setenv("NEWTUNE_CACHE", str(tmp_path))
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda cpuinfo=None: True)
+    ratios = iter([0.5, 2.0])
+    monkeypatch.setattr(precision, "cpu_bf16_step_ratio", lambda: next(ratios))
+    assert precision.cpu_bf16_is_fast() is True
+    assert precision.cpu_bf16_is_fast() is True  # the stored verdict, not a second (different) measurement
+    assert (tmp_path / "cpu_bf16.json").exists()
+    monkeypatch.setenv("NEWTUNE_CPU_BF16", "0")
+    assert precision.cpu_bf16_is_fast() is False

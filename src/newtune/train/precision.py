@@ -11,6 +11,7 @@ bf16 on CPU when asked.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,8 +90,44 @@ def cpu_bf16_step_ratio() -> float:
 
 
 def cpu_bf16_is_fast(cpuinfo: str | None = None) -> bool:
-    """bf16 instructions present and a measured bf16 step clearly faster than fp32."""
-    return cpu_has_bf16(cpuinfo) and cpu_bf16_step_ratio() <= BF16_MARGIN
+    """bf16 instructions present and a measured bf16 step clearly faster than fp32.
+
+    The verdict is measured once per machine (CPU model, torch version) and kept in the newtune cache, so
+    every process of a run, and a resumed run, decide the same. NEWTUNE_CPU_BF16=0/1 overrides it.
+    """
+    forced = os.environ.get("NEWTUNE_CPU_BF16")
+    if forced in ("0", "1"):
+        return forced == "1"
+    if not cpu_has_bf16(cpuinfo):
+        return False
+    import json
+
+    import torch
+    from filelock import FileLock
+
+    from newtune.embedded import cache_root
+
+    key = f"{cpu_model_name()}|torch {torch.__version__}"
+    path = cache_root() / "cpu_bf16.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):  # one process measures; the others (ranks) read its verdict
+        known = json.loads(path.read_text()) if path.exists() else {}
+        if key not in known:
+            known[key] = cpu_bf16_step_ratio()
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(known, indent=1))
+            tmp.replace(path)
+    return known[key] <= BF16_MARGIN
+
+
+def cpu_model_name(cpuinfo: str | None = None) -> str:
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.exists() else ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 def resolve_precision(t: TrainConfig, *, adapter: str | None, device_type: str) -> Precision:
