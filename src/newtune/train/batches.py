@@ -39,8 +39,12 @@ def steps_in_epoch(n_micro: int, accumulation: int, world: int) -> int:
     return -(-n_micro // per_step) if world == 1 else n_micro // per_step
 
 
-def collate(ds: Any, micro: MicroBatch, *, packed: bool, pad_id: int, pad_to: int | None) -> Any:
-    """Rows of `micro` fetched in one read and collated (padded, or packed with position_ids)."""
+def collate(ds: Any, micro: MicroBatch, *, packed: bool, pad_id: int, pad_to: int | None,
+            flatten: bool = False) -> Any:
+    """Rows of `micro` fetched in one read and collated (padded, or packed with position_ids).
+
+    flatten (flash_attention_2): packed rows go in one unpadded row with host-computed varlen boundaries.
+    """
     from newtune.train.collate import pack_batch, pad_batch
 
     flat = np.concatenate(micro).tolist()
@@ -52,7 +56,7 @@ def collate(ds: Any, micro: MicroBatch, *, packed: bool, pad_id: int, pad_to: in
     for seq in micro:
         bins.append(rows[start : start + len(seq)])
         start += len(seq)
-    return pack_batch(bins, pad_id, pad_to=pad_to)
+    return pack_batch(bins, pad_id, pad_to=None if flatten else pad_to, flatten=flatten)
 
 
 def shard(items: Sequence[Any], rank: int, world: int) -> list[Any]:

@@ -94,8 +94,10 @@ class Run:
 
     def collate(self, micro: Any) -> Any:
         t = self.cfg.train
+        m = self.cfg.model
+        flash = bool(m.flash_attention) or m.attn_implementation == "flash_attention_2"
         return B.collate(self.data.train, micro, packed=t.sample_packing, pad_id=self.tokenizer.pad_token_id,
-                         pad_to=self.cfg.data.sequence_len if t.pad_to_sequence_len else None)
+                         pad_to=self.cfg.data.sequence_len if t.pad_to_sequence_len else None, flatten=flash)
 
     @property
     def has_eval(self) -> bool:
@@ -265,7 +267,8 @@ def optimizer_step(run: Run, chunk: list) -> tuple[Any, Any, float, int, int]:
         for i, batch in enumerate(mine):
             last = i == len(mine) - 1
             with nullcontext() if last else acc.no_sync(model):  # DDP all-reduces gradients on the last one only
-                loss_sum, _ = lm_loss_sum(model, batch.to(acc.device))
+                with acc.autocast():  # accelerate autocasts the model's forward only; the loss head runs outside it
+                    loss_sum, _ = lm_loss_sum(model, batch.to(acc.device))
                 acc.backward(loss_sum * (world / divisor))  # DDP averages over ranks; × world undoes that
             step_loss += loss_sum.detach() / divisor
         grad_norm = acc.clip_grad_norm_(run.params, t.max_grad_norm or float("inf"))
