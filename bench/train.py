@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import resource
@@ -38,21 +37,12 @@ from newtune.model.adapters import apply_adapter  # noqa: E402
 from newtune.model.load import ensure_embedded_converted, load_model, load_tokenizer_for  # noqa: E402
 from newtune.train.collate import pack_batch, pad_batch  # noqa: E402
 from newtune.train.loss import lm_loss_sum  # noqa: E402
+from newtune.train.precision import cpu_model_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "data" / "quickstart.jsonl"
 WORDS = ("the model learns to answer questions about data training tokens with short clear sentences and "
          "examples from many topics such as science history cooking travel music code math language").split()
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def matmul_peak_gflops(threads: int, n: int = 2048, reps: int = 6) -> float:
@@ -180,7 +170,7 @@ def main() -> None:
     packed = [pack_batch([[rows[j] for j in b] for b in group], pad_id, pad_to=512)
               for group in batches_of_bins(bins, 2)[:need]]
 
-    print(f"cpu: {cpu_name()} | threads {args.threads} | OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} | "
+    print(f"cpu: {cpu_model_name()} | threads {args.threads} | OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} | "
           f"torch {torch.__version__} | load average {os.getloadavg()[0]:.1f} (other work shares this CPU)")
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s | model params N={n_params / 1e6:.1f}M | "
           f"{'full 6N' if args.full else 'LoRA r=8 4N'} = {flops_per_token / 1e9:.2f} GFLOP/token")

@@ -39,8 +39,8 @@ def check_chat_template_name(v: str | None) -> str | None:
     raise ValueError(f"unknown chat template '{v}'; known: {', '.join(CHAT_TEMPLATES)}, tokenizer_default_fallback_<name>")
 
 
-class UserDefinedType(Section):
-    """`type:` given as a mapping: an instruct format built from format strings."""
+class InstructKeys(Section):
+    """Keys of a user-defined instruct format: under a `type:` mapping, or on the dataset entry itself."""
 
     system_prompt: str | None = None
     system_format: str | None = None
@@ -52,8 +52,12 @@ class UserDefinedType(Section):
     no_input_format: str | None = None
 
 
-class DatasetConfig(Section):
-    """One entry of `datasets:` (axolotl's SFTDataset keys)."""
+class UserDefinedType(InstructKeys):
+    """`type:` given as a mapping: an instruct format built from format strings."""
+
+
+class DatasetConfig(InstructKeys):
+    """One entry of `datasets:` (axolotl's SFTDataset keys; the instruct keys come from InstructKeys)."""
 
     path: str = Field(..., description="Local file or directory, or a hub dataset id.")
     type: str | UserDefinedType | None = Field(
@@ -94,15 +98,6 @@ class DatasetConfig(Section):
     field_model: str | None = Field(None, description="sharegpt: the `from` value of assistant turns.")
     # completion
     field: str | None = Field(None, description="completion: the text field (default text).")
-    # instruct formats: user-defined keys given at dataset level
-    system_prompt: str | None = None
-    system_format: str | None = None
-    field_system: str | None = None
-    field_instruction: str | None = None
-    field_input: str | None = None
-    field_output: str | None = None
-    format: str | None = None
-    no_input_format: str | None = None
 
     _check_template = field_validator("chat_template")(classmethod(lambda cls, v: check_chat_template_name(v)))
 

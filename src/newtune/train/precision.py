@@ -121,13 +121,16 @@ def cpu_bf16_is_fast(cpuinfo: str | None = None) -> bool:
 
 
 def cpu_model_name(cpuinfo: str | None = None) -> str:
+    """The CPU's model name from /proc/cpuinfo (or what the platform says). Torch-free; benches use it too."""
     if cpuinfo is None:
         path = Path("/proc/cpuinfo")
         cpuinfo = path.read_text() if path.exists() else ""
     for line in cpuinfo.splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def resolve_precision(t: TrainConfig, *, adapter: str | None, device_type: str) -> Precision:
