@@ -11,10 +11,8 @@ import json
 import os
 import shutil
 import tempfile
-from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any
 
@@ -117,31 +115,36 @@ class ArrowRows:
         self.sink = pa.OSFile(str(path), "wb")
         self.writer = pa.ipc.new_stream(self.sink, self.schema)
         self.batch_rows = batch_rows
-        self.ids: list[list[int]] = []
-        self.labels: list[list[int]] = []
+        self.pending: list[Any] = []  # TokenColumns
+        self.rows = 0
 
-    def add(self, ids: list[int], labels: list[int]) -> None:
-        self.ids.append(ids)
-        self.labels.append(labels)
-        if len(self.ids) >= self.batch_rows:
+    def add(self, cols: Any) -> None:
+        """Queue a batch of TokenColumns; written once `batch_rows` rows are waiting."""
+        if len(cols):
+            self.pending.append(cols)
+            self.rows += len(cols)
+        if self.rows >= self.batch_rows:
             self.flush()
 
     def flush(self) -> None:
-        """Build the batch's Arrow arrays straight from int buffers (pa.array on lists is slow, imports pandas)."""
-        if not self.ids:
+        """One record batch from the queued columns' int32 buffers (no per-row Python lists)."""
+        if not self.pending:
             return
-        lengths = array("i", map(len, self.ids))
-        batch = self.pa.RecordBatch.from_arrays([self._lists(self.ids, lengths), self._lists(self.labels, lengths),
-                                                 int_array(lengths)], schema=self.schema)
-        self.writer.write_batch(batch)
-        self.ids, self.labels = [], []
+        from newtune.data.columns import concat
 
-    def _lists(self, rows: list[list[int]], lengths: array) -> Any:
+        cols = concat(self.pending)
+        start, stop = int(cols.offsets[0]), int(cols.offsets[-1])
+        offsets = (cols.offsets - start).astype("int32")
+        batch = self.pa.RecordBatch.from_arrays([self._lists(cols.ids[start:stop], offsets),
+                                                 self._lists(cols.labels[start:stop], offsets),
+                                                 int_array(offsets[1:] - offsets[:-1])], schema=self.schema)
+        self.writer.write_batch(batch)
+        self.pending, self.rows = [], 0
+
+    def _lists(self, values: Any, offsets: Any) -> Any:
         pa = self.pa
-        offsets = array("i", [0])
-        offsets.extend(accumulate(lengths))
-        values = int_array(array("i", chain.from_iterable(rows)))
-        return pa.Array.from_buffers(pa.list_(pa.int32()), len(rows), [None, pa.py_buffer(offsets)], children=[values])
+        return pa.Array.from_buffers(pa.list_(pa.int32()), len(offsets) - 1, [None, pa.py_buffer(offsets)],
+                                     children=[int_array(values)])
 
     def close(self) -> None:
         self.flush()
@@ -150,11 +153,15 @@ class ArrowRows:
 
 
 def int_array(values: Any) -> Any:
-    """An int32 (array 'i') or int64 (numpy) buffer as a pyarrow array, without pa.array's conversions."""
+    """An int32 (array 'i' or numpy int32) or int64 (numpy) buffer as a pyarrow array, without pa.array's conversions."""
     import pyarrow as pa
 
-    kind = pa.int32() if getattr(values, "typecode", None) == "i" else pa.int64()
-    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+    int32 = getattr(values, "typecode", None) == "i" or str(getattr(values, "dtype", "")) == "int32"
+    if hasattr(values, "dtype"):
+        import numpy as np
+
+        values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(pa.int32() if int32 else pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
 def open_rows(path: Path) -> Any:

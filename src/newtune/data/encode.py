@@ -8,29 +8,36 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from itertools import repeat
 from typing import Any
 
+from newtune.data.columns import TokenColumns, from_pieces
 from newtune.data.types import IGNORE, Encoded, Segment
 
 
 def encode_pieces(batch: Sequence[Sequence[Segment]], tokenizer: Any) -> list[Encoded]:
-    """Tokenize each segment on its own (as axolotl does for styles and input_output), batched.
+    """Tokenize each segment on its own (as axolotl does for styles and input_output), batched."""
+    return encode_pieces_columns(batch, tokenizer).to_encoded()
 
-    One call into the Rust tokenizer per batch; per-row work is list concatenation only.
-    """
+
+def encode_pieces_columns(batch: Sequence[Sequence[Segment]], tokenizer: Any) -> TokenColumns:
+    """`encode_pieces` as flat columns: one call into the Rust tokenizer per batch, no per-row lists."""
     texts = [s.text for segs in batch for s in segs]
-    pieces = iter(tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else iter(())
-    out: list[Encoded] = []
-    for segs in batch:
-        ids: list[int] = []
-        labels: list[int] = []
-        for s in segs:
-            p = next(pieces)
-            ids += p
-            labels += p if s.train else repeat(IGNORE, len(p))
-        out.append({"input_ids": ids, "labels": labels})
-    return out
+    return from_pieces(piece_ids(texts, tokenizer), [s.train for segs in batch for s in segs], [len(s) for s in batch])
+
+
+def piece_ids(texts: list[str], tokenizer: Any) -> list[list[int]]:
+    """Token ids of each text tokenized alone; a text repeated in the batch (EOS, a fixed prompt) is tokenized once."""
+    unique = list(dict.fromkeys(texts))
+    backend = _plain_backend(tokenizer)
+    if backend is not None:
+        encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+        found = [e.ids for e in encode(unique, add_special_tokens=False)] if unique else []
+    else:
+        found = tokenizer(unique, add_special_tokens=False)["input_ids"] if unique else []
+    if len(unique) == len(texts):
+        return found
+    by_text = dict(zip(unique, found, strict=True))
+    return [by_text[t] for t in texts]
 
 
 def encode_joined(batch: Sequence[Sequence[Segment]], tokenizer: Any, *, overlap: bool = False) -> list[Encoded]:
@@ -61,14 +68,21 @@ def encode_joined(batch: Sequence[Sequence[Segment]], tokenizer: Any, *, overlap
 
 
 def _rust_encodings(texts: list[str], tokenizer: Any) -> list[Any] | None:
-    """The Rust tokenizer's Encodings when calling it directly is exactly what `tokenizer(...)` does (no
-    truncation, padding or special-token splitting configured); None otherwise. Converting every
-    Encoding to Python dicts, as `tokenizer(...)` does, costs about as much as tokenizing."""
+    """The Rust tokenizer's Encodings when calling it directly is exactly what `tokenizer(...)` does; None
+    otherwise. Converting every Encoding to Python dicts, as `tokenizer(...)` does, costs about as much as
+    tokenizing."""
+    backend = _plain_backend(tokenizer)
+    return None if backend is None else backend.encode_batch(texts, add_special_tokens=False)
+
+
+def _plain_backend(tokenizer: Any) -> Any:
+    """The Rust tokenizer behind `tokenizer` when it has no truncation, padding or special-token splitting
+    configured (so calling it directly gives the same ids); else None."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if (backend is None or backend.truncation is not None or backend.padding is not None
             or backend.encode_special_tokens != bool(getattr(tokenizer, "split_special_tokens", False))):
         return None
-    return backend.encode_batch(texts, add_special_tokens=False)
+    return backend
 
 
 def ids_and_offsets(texts: list[str], tokenizer: Any, encs: list[Any] | None = None,

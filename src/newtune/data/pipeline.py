@@ -8,37 +8,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from newtune.config.data import DataConfig, DatasetConfig
 from newtune.data import cache
-from newtune.data.rowcodec import encode_rows, expand_rows, format_context
+from newtune.data.columns import TokenColumns
+from newtune.data.filters import PartStats, keep_rows
+from newtune.data.rowcodec import encode_rows, encode_rows_columns, expand_columns, format_context
 from newtune.data.sources import RowBatch, iter_batches, local_files
-from newtune.data.types import IGNORE, Encoded, FormatContext
+from newtune.data.types import Encoded, FormatContext
 from newtune.errors import DataError, NewtuneError
 
-MIN_LEN = 2  # rows shorter than this teach nothing (axolotl's min_sample_len default)
-ZERO_SHOWN = 5  # rows named in the zero-trainable warning
 EVAL_FILE = "eval.arrow"
-
-
-@dataclass
-class PartStats:
-    """What happened to the rows of one part (train or test datasets)."""
-
-    rows_in: int = 0
-    rows_out: int = 0
-    tokens: int = 0
-    trainable: int = 0
-    truncated: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    zero_trainable: int = 0
-    zero_trainable_rows: list[str] = field(default_factory=list)
-
-    def drop(self, reason: str) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
 
 @dataclass
@@ -202,11 +185,9 @@ def encode_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, ctx: F
     sink = cache.ArrowRows(path)
     try:
         for ds in entries:
-            for where, encoded in encoded_batches(ds, data, tok, ctx):
+            for where, cols in encoded_batches(ds, data, tok, ctx):
                 stats.rows_in += len(where)
-                for encs, w in zip(expand_rows(encoded, ds, data.sequence_len), where, strict=True):
-                    for enc in encs:
-                        keep(enc, w, data, stats, sink, seen)
+                sink.add(keep_rows(expand_columns(cols, ds, data.sequence_len), where, data, stats, seen))
     finally:
         sink.close()
     return stats
@@ -216,7 +197,8 @@ PARALLEL_MIN_BYTES = 16 << 20  # smaller sources are encoded in-process: workers
 _worker_state: tuple | None = None  # (ds, data, tokenizer, ctx), inherited by forked workers
 
 
-def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext) -> Iterator[tuple[list[str], list[Encoded]]]:
+def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext,
+                    ) -> Iterator[tuple[list[str], TokenColumns]]:
     """(where, encoded) per batch of `ds`, in order; in `dataset_processes` forked workers for big local data."""
     procs = data.dataset_processes or 1
     files = local_files(ds)
@@ -228,7 +210,7 @@ def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatCo
 
 
 def _encoded_in_workers(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext,
-                        procs: int) -> Iterator[tuple[list[str], list[Encoded]]]:
+                        procs: int) -> Iterator[tuple[list[str], TokenColumns]]:
     """At most 2 batches per worker in flight, so memory stays bounded; results come back in order."""
     import multiprocessing as mp
     import os
@@ -263,16 +245,16 @@ def _encode_in_worker(batch: RowBatch) -> tuple:
         return ("error", e.where, e.problem, e.hint)
 
 
-def _worker_result(result: tuple) -> tuple[list[str], list[Encoded]]:
+def _worker_result(result: tuple) -> tuple[list[str], TokenColumns]:
     if result[0] == "error":
         raise DataError(*result[1:])
     return result  # type: ignore[return-value]
 
 
-def encode_batch(batch: RowBatch, ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext) -> list[Encoded]:
+def encode_batch(batch: RowBatch, ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext) -> TokenColumns:
     """Encode a batch; if it fails, find the failing row and name it with its file and line."""
     try:
-        return encode_rows(batch.rows, ds, data, tok, ctx)
+        return encode_rows_columns(batch.rows, ds, data, tok, ctx)
     except Exception as e:
         batch_error = e
     for row, where in zip(batch.rows, batch.where, strict=True):
@@ -307,50 +289,6 @@ def row_error(e: Exception, row: dict, where: str, ds: DatasetConfig) -> DataErr
                          "fix the row, or map the field names in this dataset's config")
     return DataError(label, f"{type(e).__name__}: {e} (row has: {fields})",
                      "check the types of this row's fields against the dataset type")
-
-
-def keep(enc: Encoded, where: str, data: DataConfig, stats: PartStats, sink: cache.ArrowRows,
-         seen: set[bytes] | None) -> None:
-    """Length policy, dedup and stats for one encoded row; survivors go to the sink."""
-    ids, labels = enc["input_ids"], enc["labels"]
-    n = len(ids)
-    if n > data.sequence_len:
-        if data.excess_length_strategy == "raise":
-            raise DataError(where, f"row has {n} tokens, more than sequence_len ({data.sequence_len})",
-                            "raise sequence_len, or set excess_length_strategy: drop or truncate")
-        if data.excess_length_strategy == "drop":
-            stats.drop(f"longer than sequence_len ({data.sequence_len})")
-            return
-        ids, labels = ids[: data.sequence_len], labels[: data.sequence_len]
-        stats.truncated += 1
-        n = data.sequence_len
-    if n < MIN_LEN:
-        stats.drop(f"shorter than {MIN_LEN} tokens")
-        return
-    if seen is not None:
-        digest = row_digest(ids, labels)
-        if digest in seen:
-            stats.drop("exact duplicates")
-            return
-        seen.add(digest)
-    trained = n - labels.count(IGNORE)
-    if trained == 0:
-        stats.zero_trainable += 1
-        if len(stats.zero_trainable_rows) < ZERO_SHOWN:
-            stats.zero_trainable_rows.append(where)
-    stats.rows_out += 1
-    stats.tokens += n
-    stats.trainable += trained
-    sink.add(ids, labels)
-
-
-def row_digest(ids: list[int], labels: list[int]) -> bytes:
-    import hashlib
-    from array import array
-
-    h = hashlib.blake2b(array("q", ids).tobytes(), digest_size=16)
-    h.update(array("q", labels).tobytes())
-    return h.digest()
 
 
 def shuffle_split(rows: Rows, data: DataConfig, seed: int) -> tuple[Rows, Rows | None]:

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from newtune.config.data import DataConfig, DatasetConfig
-from newtune.data.encode import encode_grouped, encode_joined, encode_pieces
+from newtune.data.columns import TokenColumns, from_encoded
+from newtune.data.encode import encode_grouped, encode_joined, encode_pieces_columns
 from newtune.data.formats import FORMATS, completion, pretokenized
 from newtune.data.tokenizer import tokenizer_info
 from newtune.data.types import Encoded, Format, FormatContext, Row
@@ -35,10 +36,10 @@ def encode_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokeni
                 ctx: FormatContext | None = None) -> list[Encoded]:
     """Encode a batch of rows of dataset `ds`. Errors in a row propagate to the caller (which names the row)."""
     fmt = FORMATS[ds.type_name] if ds.type is not None else PRETOKENIZED
+    if fmt.kind == "segments":
+        return encode_rows_columns(rows, ds, data, tokenizer, ctx).to_encoded()
     ctx = ctx or format_context(data, tokenizer)
     outputs = [fmt.fn(row, ds, ctx) for row in rows]
-    if fmt.kind == "segments":
-        return encode_pieces(outputs, tokenizer)
     if fmt.kind == "pieces":
         return encode_grouped(outputs, tokenizer)
     if fmt.kind == "conversation":
@@ -48,12 +49,38 @@ def encode_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokeni
     return outputs  # type: ignore[return-value]
 
 
+def encode_rows_columns(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Any,
+                        ctx: FormatContext | None = None) -> TokenColumns:
+    """`encode_rows` as flat columns (one row each, in order); segment formats never build per-row lists."""
+    fmt = FORMATS[ds.type_name] if ds.type is not None else PRETOKENIZED
+    if fmt.kind != "segments":
+        return from_encoded(encode_rows(rows, ds, data, tokenizer, ctx))
+    ctx = ctx or format_context(data, tokenizer)
+    fn = fmt.fn
+    return encode_pieces_columns([fn(row, ds, ctx) for row in rows], tokenizer)
+
+
 def expand_rows(encoded: list[Encoded], ds: DatasetConfig, sequence_len: int) -> list[list[Encoded]]:
     """Each encoded row → the training rows it becomes (one, or chunks for `completion`)."""
     split = ROW_SPLITTERS.get(ds.type_name) if ds.type is not None else None
     if split is None:
         return [[e] for e in encoded]
     return [split(e, sequence_len) for e in encoded]
+
+
+def expand_columns(cols: TokenColumns, ds: DatasetConfig, sequence_len: int) -> TokenColumns:
+    """`expand_rows` on columns: `completion` rows longer than sequence_len become chunks (`source` tells whose)."""
+    import numpy as np
+
+    split = ROW_SPLITTERS.get(ds.type_name) if ds.type is not None else None
+    if split is None:
+        return cols
+    if split is completion.split_chunks:
+        return cols.truncate(sequence_len * completion.MAX_CHUNKS).chunk(sequence_len)
+    parts = expand_rows(cols.to_encoded(), ds, sequence_len)
+    out = from_encoded([e for part in parts for e in part])
+    out.source = np.repeat(cols.source, [len(part) for part in parts])
+    return out
 
 
 def encode_row(ds: DatasetConfig | str, row: Row, tokenizer: Any, **data_keys: Any) -> Encoded:
