@@ -16,7 +16,14 @@ from newtune.config.data import DataConfig, DatasetConfig
 from newtune.data import cache
 from newtune.data.columns import TokenColumns
 from newtune.data.filters import PartStats, keep_rows
-from newtune.data.rowcodec import encode_rows, encode_rows_columns, expand_columns, format_context
+from newtune.data.rowcodec import (
+    encode_rows,
+    encode_rows_columns,
+    expand_columns,
+    format_context,
+    render_rows,
+    tokenize_rendered,
+)
 from newtune.data.sources import RowBatch, iter_batches, local_files
 from newtune.data.types import Encoded, FormatContext
 from newtune.errors import DataError, NewtuneError
@@ -203,10 +210,37 @@ def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatCo
     procs = data.dataset_processes or 1
     files = local_files(ds)
     if procs <= 1 or files is None or sum(f.stat().st_size for f in files) < PARALLEL_MIN_BYTES:
-        for batch in iter_batches(ds):
-            yield batch.where, encode_batch(batch, ds, data, tok, ctx)
+        yield from _encoded_overlapped(ds, data, tok, ctx)
         return
     yield from _encoded_in_workers(ds, data, tok, ctx, procs)
+
+
+def _encoded_overlapped(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext,
+                        ) -> Iterator[tuple[list[str], TokenColumns]]:
+    """Batches in order; a batch is tokenized on a second thread (the tokenizer releases the GIL) while this
+    one reads and renders the next batch and the caller filters and writes the previous one."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    def finish(batch: RowBatch, job: Future | None) -> tuple[list[str], TokenColumns]:
+        if job is not None:
+            try:
+                return batch.where, job.result()
+            except Exception:  # noqa: S110  encode_batch redoes the batch to name the failing row
+                pass
+        return batch.where, encode_batch(batch, ds, data, tok, ctx)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="newtune-tokenize") as pool:
+        pending: tuple[RowBatch, Future | None] | None = None
+        for batch in iter_batches(ds):
+            try:
+                job: Future | None = pool.submit(tokenize_rendered, *render_rows(batch.rows, ds, data, tok, ctx), tok)
+            except Exception:  # named by `finish`, after the batches before it
+                job = None
+            if pending is not None:
+                yield finish(*pending)
+            pending = (batch, job)
+        if pending is not None:
+            yield finish(*pending)
 
 
 def _encoded_in_workers(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext,

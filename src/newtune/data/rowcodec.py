@@ -35,29 +35,46 @@ def format_context(data: DataConfig, tokenizer: Any) -> FormatContext:
 def encode_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Any,
                 ctx: FormatContext | None = None) -> list[Encoded]:
     """Encode a batch of rows of dataset `ds`. Errors in a row propagate to the caller (which names the row)."""
-    fmt = FORMATS[ds.type_name] if ds.type is not None else PRETOKENIZED
-    if fmt.kind == "segments":
-        return encode_rows_columns(rows, ds, data, tokenizer, ctx).to_encoded()
-    ctx = ctx or format_context(data, tokenizer)
-    outputs = [fmt.fn(row, ds, ctx) for row in rows]
-    if fmt.kind == "pieces":
-        return encode_grouped(outputs, tokenizer)
-    if fmt.kind == "conversation":
-        from newtune.data.chat import render_segments
-
-        return encode_joined([render_segments(conv, ds, data, tokenizer) for conv in outputs], tokenizer, overlap=True)
-    return outputs  # type: ignore[return-value]
+    kind, outputs = render_rows(rows, ds, data, tokenizer, ctx)
+    if kind == "segments":
+        return encode_pieces_columns(outputs, tokenizer).to_encoded()
+    return _encode_rendered(kind, outputs, tokenizer)
 
 
 def encode_rows_columns(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Any,
                         ctx: FormatContext | None = None) -> TokenColumns:
-    """`encode_rows` as flat columns (one row each, in order); segment formats never build per-row lists."""
+    """`encode_rows` as flat columns (one row each, in order)."""
+    return tokenize_rendered(*render_rows(rows, ds, data, tokenizer, ctx), tokenizer)
+
+
+def render_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Any,
+                ctx: FormatContext | None = None) -> tuple[str, list[Any]]:
+    """The Python half of encoding: each row through its format (and a conversation through the chat
+    template), ready for `tokenize_rendered`. (kind, outputs)."""
     fmt = FORMATS[ds.type_name] if ds.type is not None else PRETOKENIZED
-    if fmt.kind != "segments":
-        return from_encoded(encode_rows(rows, ds, data, tokenizer, ctx))
     ctx = ctx or format_context(data, tokenizer)
     fn = fmt.fn
-    return encode_pieces_columns([fn(row, ds, ctx) for row in rows], tokenizer)
+    outputs = [fn(row, ds, ctx) for row in rows]
+    if fmt.kind == "conversation":
+        from newtune.data.chat import render_segments
+
+        return "joined", [render_segments(conv, ds, data, tokenizer) for conv in outputs]
+    return fmt.kind, outputs
+
+
+def tokenize_rendered(kind: str, outputs: list[Any], tokenizer: Any) -> TokenColumns:
+    """The tokenizer half of encoding: rendered rows → flat columns; segment formats build no per-row lists."""
+    if kind == "segments":
+        return encode_pieces_columns(outputs, tokenizer)
+    return from_encoded(_encode_rendered(kind, outputs, tokenizer))
+
+
+def _encode_rendered(kind: str, outputs: list[Any], tokenizer: Any) -> list[Encoded]:
+    if kind == "pieces":
+        return encode_grouped(outputs, tokenizer)
+    if kind == "joined":
+        return encode_joined(outputs, tokenizer, overlap=True)
+    return outputs  # "tokens": the rows are Encoded already
 
 
 def expand_rows(encoded: list[Encoded], ds: DatasetConfig, sequence_len: int) -> list[list[Encoded]]:
