@@ -87,7 +87,7 @@ def bench_newtune(cfg_path: Path, dump: Path | None) -> tuple[float, float, int,
 
     cfg = load_config(cfg_path)
     tok = tokenizer_for(cfg.model, light=True)
-    import filelock, numpy, pyarrow  # noqa: E401, F401  one-time imports are start-up (the end-to-end line), not throughput
+    import filelock, numpy, pyarrow  # noqa: E401, F401, I001  one-time imports are start-up (the end-to-end line), not throughput
     cpu = time.process_time()
     prepared = prepare_rows(cfg.data, tok, seed=cfg.train.seed, console=Console(file=open(os.devnull, "w")))
     s = prepared.summary
