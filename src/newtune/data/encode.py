@@ -28,7 +28,7 @@ def encode_pieces_columns(batch: Sequence[Sequence[Segment]], tokenizer: Any) ->
 def piece_ids(texts: list[str], tokenizer: Any) -> list[list[int]]:
     """Token ids of each text tokenized alone; a text repeated in the batch (EOS, a fixed prompt) is tokenized once."""
     unique = list(dict.fromkeys(texts))
-    backend = _plain_backend(tokenizer)
+    backend = plain_backend(tokenizer)
     if backend is not None:
         encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
         found = [e.ids for e in encode(unique, add_special_tokens=False)] if unique else []
@@ -71,11 +71,11 @@ def _rust_encodings(texts: list[str], tokenizer: Any) -> list[Any] | None:
     """The Rust tokenizer's Encodings when calling it directly is exactly what `tokenizer(...)` does; None
     otherwise. Converting every Encoding to Python dicts, as `tokenizer(...)` does, costs about as much as
     tokenizing."""
-    backend = _plain_backend(tokenizer)
+    backend = plain_backend(tokenizer)
     return None if backend is None else backend.encode_batch(texts, add_special_tokens=False)
 
 
-def _plain_backend(tokenizer: Any) -> Any:
+def plain_backend(tokenizer: Any) -> Any:
     """The Rust tokenizer behind `tokenizer` when it has no truncation, padding or special-token splitting
     configured (so calling it directly gives the same ids); else None."""
     backend = getattr(tokenizer, "backend_tokenizer", None)

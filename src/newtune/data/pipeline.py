@@ -15,6 +15,7 @@ from typing import Any
 from newtune.config.data import DataConfig, DatasetConfig
 from newtune.data import cache
 from newtune.data.columns import TokenColumns
+from newtune.data.encode import plain_backend
 from newtune.data.filters import PartStats, keep_rows
 from newtune.data.rowcodec import (
     encode_rows,
@@ -222,6 +223,10 @@ def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatCo
     procs = data.dataset_processes or 1
     files = local_files(ds)
     if procs <= 1 or files is None or sum(f.stat().st_size for f in files) < PARALLEL_MIN_BYTES:
+        if plain_backend(tok) is None:  # tokenizer calls may reconfigure it: keep them on one thread
+            for batch in iter_batches(ds):
+                yield batch.where, encode_batch(batch, ds, data, tok, ctx)
+            return
         yield from _encoded_overlapped(ds, data, tok, ctx)
         return
     yield from _encoded_in_workers(ds, data, tok, ctx, procs)
