@@ -213,6 +213,7 @@ def encode_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, ctx: F
     return stats
 
 
+TOKENIZE_THREADS = 2  # batches tokenized at once: one in Rust while the other's ids are collected (holding the GIL)
 PARALLEL_MIN_BYTES = 16 << 20  # smaller sources are encoded in-process: workers would not pay for themselves
 _worker_state: tuple | None = None  # (ds, data, tokenizer, ctx), inherited by forked workers
 
@@ -234,7 +235,7 @@ def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatCo
 
 def _encoded_overlapped(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext,
                         ) -> Iterator[tuple[list[str], TokenColumns]]:
-    """Batches in order; a batch is tokenized on a second thread (the tokenizer releases the GIL) while this
+    """Batches in order; batches are tokenized on other threads (the Rust tokenizer releases the GIL) while this
     one reads and renders the next batch and the caller filters and writes the previous one."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -246,18 +247,20 @@ def _encoded_overlapped(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: Form
                 pass
         return batch.where, encode_batch(batch, ds, data, tok, ctx)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="newtune-tokenize") as pool:
-        pending: tuple[RowBatch, Future | None] | None = None
+    from collections import deque
+
+    with ThreadPoolExecutor(TOKENIZE_THREADS, thread_name_prefix="newtune-tokenize") as pool:
+        pending: deque[tuple[RowBatch, Future | None]] = deque()
         for batch in iter_batches(ds):
             try:
                 job: Future | None = pool.submit(tokenize_rendered, *render_rows(batch.rows, ds, data, tok, ctx), tok)
             except Exception:  # named by `finish`, after the batches before it
                 job = None
-            if pending is not None:
-                yield finish(*pending)
-            pending = (batch, job)
-        if pending is not None:
-            yield finish(*pending)
+            pending.append((batch, job))
+            if len(pending) > TOKENIZE_THREADS:
+                yield finish(*pending.popleft())
+        while pending:
+            yield finish(*pending.popleft())
 
 
 def _encoded_in_workers(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext,
