@@ -73,3 +73,13 @@ def test_keep_rows_dedup_across_batches():
     assert rows_of(keep_rows(one, list("abc"), config(), stats, seen)) == [([1, 2], [1, 2]), ([1, 2], [I, 2])]
     assert rows_of(keep_rows(one, list("abc"), config(), stats, seen)) == []
     assert stats.dropped == {"exact duplicates": 4} and stats.rows_out == 2
+
+
+@pytest.mark.parametrize("tok_name", ["smol_tok", "mistral_tok"])
+def test_piece_ids_equal_the_tokenizer_call(request, tok_name):
+    from newtune.data.encode import piece_ids
+
+    tok = request.getfixturevalue(tok_name)
+    texts = ["", " ", "  hello", "\n\nworld", "<s>", "</s>", "a</s>b", "<|im_start|>user\nhi<|im_end|>",
+             "ünïcödé 日本語", "x" * 300, "\t tab", " <s> ", "Hello", "Hello"]
+    assert piece_ids(texts, tok) == tok(texts, add_special_tokens=False)["input_ids"]
