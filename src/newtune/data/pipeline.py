@@ -237,6 +237,7 @@ def _encoded_overlapped(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: Form
                         ) -> Iterator[tuple[list[str], TokenColumns]]:
     """Batches in order; batches are tokenized on other threads (the Rust tokenizer releases the GIL) while this
     one reads and renders the next batch and the caller filters and writes the previous one."""
+    from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
     def finish(batch: RowBatch, job: Future | None) -> tuple[list[str], TokenColumns]:
@@ -246,8 +247,6 @@ def _encoded_overlapped(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: Form
             except Exception:  # noqa: S110  encode_batch redoes the batch to name the failing row
                 pass
         return batch.where, encode_batch(batch, ds, data, tok, ctx)
-
-    from collections import deque
 
     with ThreadPoolExecutor(TOKENIZE_THREADS, thread_name_prefix="newtune-tokenize") as pool:
         pending: deque[tuple[RowBatch, Future | None]] = deque()
