@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import subprocess
@@ -23,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from newtune.train.precision import cpu_model_name  # torch-free
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ("the of and to in is that for it as was with be by on not he this are or his from at which but have an "
@@ -64,16 +65,6 @@ def config_text(kind: str, data: Path, tokenizer: str, prepared: Path) -> str:
     return (f"base_model: {tokenizer}\ndatasets:\n  - path: {data}\n    type: {kind}\n{extra}"
             f"sequence_len: 2048\nval_set_size: 0\nshuffle_merged_datasets: false\nsample_packing: false\n"
             f"dataset_prepared_path: {prepared}\n")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def bench_newtune(cfg_path: Path, dump: Path | None) -> tuple[float, float, int, int]:
@@ -157,7 +148,7 @@ def main() -> None:
             time.sleep(5)
         if not ready.exists():
             sys.exit(f"{ready} not found: the axolotl venv is not ready")
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}); tokenizer {tokenizer}")
+    print(f"CPU: {cpu_model_name()} ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}); tokenizer {tokenizer}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for kind in args.formats.split(","):
