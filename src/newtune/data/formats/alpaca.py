@@ -23,10 +23,6 @@ def alpaca(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
     return alpaca_segments(row, alpaca_prompter(style_name(ds, "instruct")), ctx)
 
 
-def alpaca_instruct(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    return alpaca_segments(row, alpaca_prompter(style_name(ds, "instruct")), ctx)
-
-
 def alpaca_instruct_no_prompt(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
     style_name(ds)
     return alpaca_segments(row, Prompter(style("instruct")), ctx)
@@ -34,6 +30,6 @@ def alpaca_instruct_no_prompt(row: Row, ds: DatasetConfig, ctx: FormatContext) -
 
 TYPES = {
     "alpaca": Format(alpaca, "segments", "instruction/input/output; the style after ':' (default instruct)"),
-    "alpaca_instruct": Format(alpaca_instruct, "segments", "alpaca with the instruct style"),
+    "alpaca_instruct": Format(alpaca, "segments", "alpaca with the instruct style"),
     "alpaca_instruct.load_no_prompt": Format(alpaca_instruct_no_prompt, "segments", "alpaca, instruct style, no system prompt"),
 }

@@ -94,14 +94,14 @@ def _detail(value: Any) -> tuple[tuple[int, int, bool], ...] | None:
     return tuple((int(d["begin_offset"]), int(d["end_offset"]), bool(d["train"])) for d in value)
 
 
-def _tool_calls(calls: Any) -> Any:
-    """Tool-call arguments given as JSON strings are decoded, as axolotl does, so templates see objects."""
+def _decode_function_field(items: list, key: str, what: str) -> list:
+    """`function.<key>` given as a JSON string is decoded, as axolotl does, so templates see objects."""
     out = []
-    for call in calls:
-        fn = call.get("function") if isinstance(call, Mapping) else None
-        if isinstance(fn, Mapping) and isinstance(fn.get("arguments"), str):
-            call = {**call, "function": {**fn, "arguments": load_json(fn["arguments"], "tool call arguments")}}
-        out.append(call)
+    for item in items:
+        fn = item.get("function") if isinstance(item, Mapping) else None
+        if isinstance(fn, Mapping) and isinstance(fn.get(key), str):
+            item = {**item, "function": {**fn, key: load_json(fn[key], what)}}
+        out.append(item)
     return out
 
 
@@ -150,7 +150,7 @@ def to_message(raw: Mapping[str, Any], keys: MessageKeys) -> Message:
         if raw.get(field) is not None:
             extra[prop] = raw[field]
     if extra.get("tool_calls"):
-        extra["tool_calls"] = _tool_calls(extra["tool_calls"])
+        extra["tool_calls"] = _decode_function_field(extra["tool_calls"], "arguments", "tool call arguments")
     return Message(role, content, None if train is None else bool(train), detail, extra)
 
 
@@ -160,13 +160,7 @@ def row_tools(row: Row, ds: Any) -> Any:
         return None
     if not isinstance(tools, list):
         raise DataError("", f"tools must be a list of tool definitions, got {type(tools).__name__}")
-    out = []
-    for tool in tools:
-        fn = tool.get("function") if isinstance(tool, Mapping) else None
-        if isinstance(fn, Mapping) and isinstance(fn.get("parameters"), str):
-            tool = {**tool, "function": {**fn, "parameters": load_json(fn["parameters"], "tool parameters")}}
-        out.append(tool)
-    return out
+    return _decode_function_field(tools, "parameters", "tool parameters")
 
 
 def finish(messages: list[Message], row: Row, ds: Any, ctx: FormatContext) -> list[Message]:
