@@ -161,11 +161,9 @@ def merge_lora(
 
 def run() -> None:
     """Entry point: user errors print one message and exit 2, without a traceback."""
-    import os
+    from newtune.threads import configure_openmp
 
-    # OpenMP threads sleep instead of spinning between parallel regions: spinning threads steal the cores
-    # from data loading and from other work on a shared CPU (measured 4-9x slower training steps there).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    configure_openmp()  # before torch loads OpenMP: spin briefly on a free CPU, sleep on a shared one
     try:
         app(standalone_mode=False)
     except NewtuneError as e:
