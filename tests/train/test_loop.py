@@ -9,7 +9,7 @@ import torch
 from tiny_run import losses, tiny_run_fixture  # noqa: F401 (the tiny_run fixture)
 
 from newtune.errors import NewtuneError
-from newtune.train.loop import add_neftune, make_schedule, run_training
+from newtune.train.loop import NEFTune, make_schedule, run_training
 from newtune.train.metrics import read_metrics
 
 
@@ -107,13 +107,17 @@ def test_neftune_noise_only_while_training():
     model = torch.nn.Module()
     emb = torch.nn.Embedding(10, 4)
     model.get_input_embeddings = lambda: emb
-    add_neftune(model, alpha=5.0)
+    neftune = NEFTune(model, alpha=5.0)
     ids = torch.tensor([[1, 2, 3]])
     clean = emb.weight[ids]
     emb.train()
     noisy = emb(ids)
     bound = 5.0 / math.sqrt(3 * 4)
     assert not torch.equal(noisy, clean) and (noisy - clean).abs().max() <= bound
+    assert (noisy - clean).abs().max() > bound / 2
+    # A flat batch is scaled by the width of the padded layout it replaces, not by its own length.
+    neftune.width = 300
+    assert (emb(ids) - clean).abs().max() <= 5.0 / math.sqrt(300 * 4)
     emb.eval()
     assert torch.equal(emb(ids), clean)
 

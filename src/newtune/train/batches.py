@@ -43,20 +43,23 @@ def collate(ds: Any, micro: MicroBatch, *, packed: bool, pad_id: int, pad_to: in
             flatten: bool = False) -> Any:
     """Rows of `micro` fetched in one read and collated (padded, or packed with position_ids).
 
-    flatten (flash_attention_2): packed rows go in one unpadded row with host-computed varlen boundaries.
+    flatten (flash_attention_2, per-document CPU attention): the rows go in one unpadded row with
+    host-computed boundaries, packed or not (`packed` then only decided which rows share the batch).
     """
-    from newtune.train.collate import pack_batch, pad_batch
+    from newtune.train.collate import flat_batch, pack_batch, pad_batch
 
     flat = np.concatenate(micro).tolist()
     got = ds[flat]
     rows = [{"input_ids": i, "labels": lab} for i, lab in zip(got["input_ids"], got["labels"], strict=True)]
+    if flatten and not packed:
+        return flat_batch(rows, width=pad_to or max(len(r["input_ids"]) for r in rows))
     if not packed:
         return pad_batch(rows, pad_id, pad_to=pad_to)
     bins, start = [], 0
     for seq in micro:
         bins.append(rows[start : start + len(seq)])
         start += len(seq)
-    return pack_batch(bins, pad_id, pad_to=None if flatten else pad_to, flatten=flatten)
+    return pack_batch(bins, pad_id, pad_to=pad_to, flatten=flatten)
 
 
 def shard(items: Sequence[Any], rank: int, world: int) -> list[Any]:
@@ -65,7 +68,7 @@ def shard(items: Sequence[Any], rank: int, world: int) -> list[Any]:
 
 
 def eval_batches(ds: Any, *, batch_size: int, packed: bool, capacity: int, pad_id: int, pad_to: int | None,
-                 rank: int = 0, world: int = 1) -> Iterator[tuple[Any, bool]]:
+                 rank: int = 0, world: int = 1, flatten: bool = False) -> Iterator[tuple[Any, bool]]:
     """This rank's eval micro-batches in dataset order, as (batch, counts).
 
     Every rank runs the same number of forward passes (DDP and FSDP forwards are collective): a rank
@@ -76,4 +79,4 @@ def eval_batches(ds: Any, *, batch_size: int, packed: bool, capacity: int, pad_i
     rounds = -(-len(plan) // world)
     for i in range(rounds):
         micro = mine[i] if i < len(mine) else plan[0]
-        yield collate(ds, micro, packed=packed, pad_id=pad_id, pad_to=pad_to), i < len(mine)
+        yield collate(ds, micro, packed=packed, pad_id=pad_id, pad_to=pad_to, flatten=flatten), i < len(mine)

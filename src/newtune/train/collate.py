@@ -8,9 +8,10 @@ detection off and lets rows attend across boundaries); `Batch.model_inputs()` do
 
 flash_attention_2 reads packed position_ids only when the batch has one row (transformers'
 `_is_packed_sequence`), and then syncs with the GPU in every layer to find the boundaries. So for it,
-`pack_batch(..., flatten=True)` puts all rows in one unpadded row and passes the boundaries as
-`cu_seq_lens_q/k` and `max_length_q/k`, computed here on the host. SDPA keeps bins as separate rows:
-one long row would make its masked attention cost grow with the square of the whole micro-batch.
+and for newtune's per-document CPU attention (model/kernels.py), `flat_batch` puts all rows in one
+unpadded row and passes the boundaries as `cu_seq_lens_q/k` and `max_length_q/k`, computed here on
+the host: no padding, packed or not. Plain SDPA keeps bins as separate rows: one long row would make
+its masked attention cost grow with the square of the whole micro-batch.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ class Batch:
     n_trained: int  # a plain int, counted on the host: reading it never syncs with the device
     n_tokens: int  # real tokens, padding excluded (for tokens/s)
     varlen: dict[str, Any] | None = None  # cu_seq_lens_q/k (int32) and max_length_q/k for flash varlen
+    layout_width: int | None = None  # flat batches: the width the padded/packed layout would have had
+
+    @property
+    def width(self) -> int:
+        """Sequence length of the padded or packed layout (NEFTune scales its noise by it)."""
+        return self.layout_width or self.input_ids.shape[1]
 
     @property
     def packed(self) -> bool:
@@ -116,10 +123,11 @@ def pack_batch(bins: Sequence[Sequence[Row]], pad_id: int, pad_to: int | None = 
     Each row's first label is -100, so no row's first token is the target of the previous row's
     last token; attention stays within a row (see the module docstring). Padding after the last
     row gets its own positions 0..k-1 (a separate, untrained block) and label -100.
-    `flatten=True` (flash_attention_2): all bins' rows in one row of shape (1, tokens), no padding.
+    `flatten=True`: all bins' rows in one row of shape (1, tokens), no padding (see `flat_batch`).
     """
     if flatten:
-        return _flat_batch([r for rows in bins for r in rows])
+        width = pad_to or _target_len(max(sum(len(r["input_ids"]) for r in rows) for rows in bins), None, multiple_of)
+        return flat_batch([r for rows in bins for r in rows], width=width)
     seqs = []
     for rows in bins:
         pairs = [_check(r) for r in rows]
@@ -143,7 +151,12 @@ def pack_batch(bins: Sequence[Sequence[Row]], pad_id: int, pad_to: int | None = 
                  trained_positions=where, n_trained=len(where), n_tokens=n_tokens)
 
 
-def _flat_batch(rows: Sequence[Row]) -> Batch:
+def flat_batch(rows: Sequence[Row], width: int | None = None) -> Batch:
+    """All rows in one unpadded row (1, tokens), positions restarting per row, boundaries in `varlen`.
+
+    The same tokens, labels and attention as `pad_batch` of the rows (or `pack_batch` of bins of
+    them): each row attends to itself only. `width`: that layout's sequence length, for NEFTune.
+    """
     pairs = [_check(r) for r in rows]
     lengths = np.array([len(i) for i, _ in pairs], dtype=np.int64)
     starts = np.cumsum(lengths) - lengths
@@ -156,7 +169,8 @@ def _flat_batch(rows: Sequence[Row]) -> Batch:
               "max_length_k": int(lengths.max())}
     where = _trained_positions(labels)
     return Batch(torch.from_numpy(ids), torch.from_numpy(labels), None, torch.from_numpy(pos),
-                 trained_positions=where, n_trained=len(where), n_tokens=int(lengths.sum()), varlen=varlen)
+                 trained_positions=where, n_trained=len(where), n_tokens=int(lengths.sum()), varlen=varlen,
+                 layout_width=width)
 
 
 def document_starts(position_ids: Sequence[int] | np.ndarray) -> list[int]:

@@ -28,6 +28,7 @@ def evaluate_loss(model: Any, ds: Any, cfg: RunConfig, *, pad_id: int, accelerat
     """Token-mean loss over the whole eval set, summed across ranks before dividing."""
     import torch
 
+    from newtune.model.kernels import uses_flat_batches
     from newtune.train.batches import eval_batches
     from newtune.train.loss import lm_loss_sum
 
@@ -41,7 +42,8 @@ def evaluate_loss(model: Any, ds: Any, cfg: RunConfig, *, pad_id: int, accelerat
     with torch.no_grad():
         for batch, counts in eval_batches(ds, batch_size=t.eval_batch_size or t.micro_batch_size, packed=packed,
                                           capacity=seq_len, pad_id=pad_id, rank=rank, world=world,
-                                          pad_to=seq_len if t.pad_to_sequence_len else None):
+                                          pad_to=seq_len if t.pad_to_sequence_len else None,
+                                          flatten=uses_flat_batches(model)):
             loss_sum, n = lm_loss_sum(model, batch.to(device))
             if counts:
                 total[0] += loss_sum.double()
@@ -74,6 +76,7 @@ def run_evaluate(cfg: RunConfig, console: Any) -> EvalResult:
 
     from newtune.data.pipeline import prepare
     from newtune.data.tokenizer import tokenizer_for
+    from newtune.model.kernels import enable_fast_paths
     from newtune.train.precision import resolve_precision
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -83,6 +86,7 @@ def run_evaluate(cfg: RunConfig, console: Any) -> EvalResult:
     if data.eval is None or len(data.eval) == 0:
         raise NewtuneError("val_set_size", "this config has no eval set", "set val_set_size or test_datasets")
     model = load_trained(cfg, tokenizer, prec.torch_dtype()).to(device)
+    enable_fast_paths(model, device)
     with torch.autocast(device, dtype=prec.torch_dtype(), enabled=prec.mixed_precision != "no"):
         result = evaluate_loss(model, data.eval, cfg, pad_id=tokenizer.pad_token_id)
     out = Path(cfg.train.output_dir) / "eval.json"

@@ -8,6 +8,7 @@ gradient. DDP averages gradients over ranks, so each rank's loss is scaled by th
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import time
@@ -21,6 +22,8 @@ from newtune.errors import NewtuneError
 from newtune.train import batches as B
 from newtune.train import checkpoint as ckpt
 from newtune.train.metrics import Metrics, check_trackers, peak_memory_gb, plot_losses, print_summary
+
+log = logging.getLogger("newtune.train")
 
 
 @dataclass
@@ -86,6 +89,8 @@ class Run:
     state: ckpt.TrainState
     resumed_from: Path | None
     device_type: str
+    flat: bool  # micro-batches as one unpadded row with document boundaries (varlen attention)
+    neftune: Any = None
 
     def plan(self, epoch: int) -> list:
         t = self.cfg.train
@@ -94,10 +99,8 @@ class Run:
 
     def collate(self, micro: Any) -> Any:
         t = self.cfg.train
-        m = self.cfg.model
-        flash = bool(m.flash_attention) or m.attn_implementation == "flash_attention_2"
         return B.collate(self.data.train, micro, packed=t.sample_packing, pad_id=self.tokenizer.pad_token_id,
-                         pad_to=self.cfg.data.sequence_len if t.pad_to_sequence_len else None, flatten=flash)
+                         pad_to=self.cfg.data.sequence_len if t.pad_to_sequence_len else None, flatten=self.flat)
 
     @property
     def has_eval(self) -> bool:
@@ -143,6 +146,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     from newtune.data.pipeline import prepare, prepare_pretraining
     from newtune.data.tokenizer import tokenizer_for
     from newtune.model.adapters import apply_adapter
+    from newtune.model.kernels import enable_fast_paths, uses_flat_batches
     from newtune.model.load import load_model
     from newtune.train.optim import build_optimizer, build_scheduler
     from newtune.train.precision import apply_tf32, resolve_precision
@@ -180,8 +184,10 @@ def setup(cfg: RunConfig, console: Any) -> Run:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     added = bool(cfg.model.tokens or (cfg.model.special_tokens and cfg.model.special_tokens.additional_special_tokens))
     model = apply_adapter(model, cfg.adapter, tokenizer, added_tokens=added)
-    if t.neftune_noise_alpha:
-        add_neftune(model, t.neftune_noise_alpha)
+    fast = enable_fast_paths(model, device_type)
+    if fast and acc.is_main_process:
+        log.info("fast paths: %s", ", ".join(fast))
+    neftune = NEFTune(model, t.neftune_noise_alpha) if t.neftune_noise_alpha else None
     model.train()
     optimizer = build_optimizer(model, t, device_type)
     model, optimizer = acc.prepare(model, optimizer)
@@ -194,7 +200,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
             console.print(f"resuming from {resume} (step {state.step}, epoch {state.epoch})")
     params = [p for p in model.parameters() if p.requires_grad]
     return Run(cfg, console, acc, model, optimizer, scheduler, params, tokenizer, data, lengths, sched, state,
-               resume, device_type)
+               resume, device_type, flat=uses_flat_batches(model), neftune=neftune)
 
 
 def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> tuple[Path | None, Any]:
@@ -266,6 +272,8 @@ def optimizer_step(run: Run, chunk: list) -> tuple[Any, Any, float, int, int]:
     try:
         for i, batch in enumerate(mine):
             last = i == len(mine) - 1
+            if run.neftune is not None:
+                run.neftune.width = batch.width
             with nullcontext() if last else acc.no_sync(model):  # DDP all-reduces gradients on the last one only
                 with acc.autocast():  # accelerate autocasts the model's forward only; the loss head runs outside it
                     loss_sum, _ = lm_loss_sum(model, batch.to(acc.device))
@@ -311,17 +319,24 @@ def save_final(run: Run) -> None:
     acc.wait_for_everyone()
 
 
-def add_neftune(model: Any, alpha: float) -> None:
-    """NEFTune: uniform noise of scale alpha / sqrt(length × width) on the input embeddings, training only."""
-    import torch
+class NEFTune:
+    """NEFTune: uniform noise of scale alpha / sqrt(length × width) on the input embeddings, training only.
 
-    def noise(module: Any, _args: Any, output: Any) -> Any:
+    length is the micro-batch's sequence length in its padded (or packed) layout, as in transformers;
+    the loop sets it per micro-batch, so a flat (varlen) batch gets the noise the padded one would.
+    """
+
+    def __init__(self, model: Any, alpha: float) -> None:
+        self.alpha, self.width = alpha, None
+        model.get_input_embeddings().register_forward_hook(self.noise)
+
+    def noise(self, module: Any, _args: Any, output: Any) -> Any:
+        import torch
+
         if not module.training:
             return output
-        scale = alpha / math.sqrt(output.shape[1] * output.shape[2])
+        scale = self.alpha / math.sqrt((self.width or output.shape[1]) * output.shape[2])
         return output + torch.zeros_like(output).uniform_(-scale, scale)
-
-    model.get_input_embeddings().register_forward_hook(noise)
 
 
 def out_of_memory(cfg: RunConfig, step: int) -> NewtuneError:

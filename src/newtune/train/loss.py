@@ -22,7 +22,7 @@ from newtune.train.collate import Batch
 CHUNK_TOKENS = 1024  # trained positions per LM-head chunk: 1024 × 49k vocab × 4 B ≈ 200 MB of fp32 logits
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """The transformers model inside DDP/compile and peft wrappers (same parameters, no copies)."""
     while True:
         if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):  # DDP, accelerate
@@ -35,7 +35,7 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-def _is_prompt_learning(model: torch.nn.Module) -> bool:
+def is_prompt_learning(model: torch.nn.Module) -> bool:
     """peft prompt tuning / p-tuning / prefix tuning: virtual tokens the decoder sees but the batch lacks."""
     while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
         model = model.module
@@ -45,11 +45,11 @@ def _is_prompt_learning(model: torch.nn.Module) -> bool:
 
 def fast_path_applies(model: torch.nn.Module) -> bool:
     """Whether lm_loss_sum can skip the head on untrained positions for this model."""
-    if _is_prompt_learning(model):
+    if is_prompt_learning(model):
         # The hidden states hold num_virtual_tokens extra positions (or a prefix cache): the batch's
         # positions do not index them. The plain forward handles this; we slice its logits instead.
         return False
-    base = _unwrap(model)
+    base = unwrap_model(model)
     cfg = getattr(base, "config", None)
     if getattr(cfg, "logit_scale", None) is not None or getattr(cfg, "logits_scaling", None) is not None:
         return False  # the head output is rescaled inside forward (Cohere, Granite): use the model's own logits
@@ -66,7 +66,7 @@ def lm_loss_sum(model: torch.nn.Module, batch: Batch, chunk_tokens: int = CHUNK_
     """
     if not fast_path_applies(model):
         return _plain_loss_sum(model, batch), batch.n_trained
-    base = _unwrap(model)
+    base = unwrap_model(model)
     captured: list[torch.Tensor] = []
 
     def keep_hidden(_module: Any, _args: Any, output: Any) -> None:

@@ -1,0 +1,151 @@
+"""The hand-written fast paths equal what transformers and peft compute: losses, gradients, fallbacks."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from conftest import tiny_model
+from newtune.config.adapter import AdapterConfig
+from newtune.model.adapters import apply_adapter
+from newtune.model.kernels import VARLEN, enable_fast_paths, patch_lora_linears, uses_flat_batches
+from newtune.train.collate import flat_batch, pack_batch, pad_batch
+from newtune.train.loss import lm_loss_sum, unwrap_model
+
+VOCAB = 300
+
+
+def rows(lengths=(9, 5, 17, 7, 1, 12), seed=0) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i, n in enumerate(lengths):
+        ids = torch.randint(3, VOCAB, (n,), generator=g).tolist()
+        cut = n // 3 if i % 2 else 0
+        out.append({"input_ids": ids, "labels": [-100] * cut + ids[cut:]})
+    return out
+
+
+def loss_and_grads(model, batch) -> tuple[float, dict[str, torch.Tensor]]:
+    model.zero_grad(set_to_none=True)
+    loss, n = lm_loss_sum(model, batch)
+    (loss / n).backward()
+    return loss.item(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+
+def assert_same(a, b, tol=1e-5):
+    assert a[0] == pytest.approx(b[0], rel=tol)
+    assert a[1].keys() == b[1].keys() and a[1]
+    for k in a[1]:
+        torch.testing.assert_close(a[1][k], b[1][k], rtol=tol, atol=tol, msg=k)
+
+
+def lora_model(**kw):
+    cfg = AdapterConfig(adapter="lora", lora_r=4, lora_alpha=8, lora_target_linear=True, **kw)
+    model = apply_adapter(tiny_model(VOCAB), cfg, None)
+    torch.manual_seed(1)
+    for name, p in model.named_parameters():  # lora_B starts at zero: give it values so every path counts
+        if "lora_B" in name:
+            p.data.normal_(0, 0.02)
+    return model
+
+
+def test_per_document_attention_equals_padded_sdpa():
+    model = tiny_model(VOCAB)  # 4 query heads over 2 KV heads: the GQA path
+    rs = rows()
+    reference = loss_and_grads(model, pad_batch(rs, pad_id=0))
+    enable_fast_paths(model, "cpu")
+    assert model.config._attn_implementation == VARLEN and uses_flat_batches(model)
+    flat = flat_batch(rs)
+    assert flat.input_ids.shape == (1, sum(len(r["input_ids"]) for r in rs))
+    assert_same(loss_and_grads(model, flat), reference)
+    # Bins of several rows, flattened: still each row on its own.
+    assert_same(loss_and_grads(model, pack_batch([rs[:3], rs[3:]], pad_id=0, flatten=True)), reference)
+
+
+def test_varlen_model_still_handles_masks_and_generation():
+    model = tiny_model(VOCAB)
+    ref = copy.deepcopy(model)
+    enable_fast_paths(model, "cpu")
+    rs = rows()
+    padded = pad_batch(rs, pad_id=0)  # no boundaries: transformers' SDPA with the padding mask
+    assert_same(loss_and_grads(model, padded), loss_and_grads(ref, padded))
+    prompt = torch.tensor([[5, 6, 7, 8]])
+    kw = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": 0}
+    assert torch.equal(model.generate(prompt, **kw), ref.generate(prompt, **kw))
+
+
+def test_fast_paths_only_where_they_apply():
+    eager = tiny_model(VOCAB)
+    eager.set_attn_implementation("eager")
+    assert enable_fast_paths(eager, "cpu") == []
+    assert enable_fast_paths(tiny_model(VOCAB), "cuda") == []  # on GPUs: flash_attention_2 or SDPA's kernels
+    prompt = apply_adapter(tiny_model(VOCAB), AdapterConfig(adapter="prompt_tuning", peft_num_virtual_tokens=4), None)
+    assert enable_fast_paths(prompt, "cpu") == []  # virtual tokens are not in the batch's boundaries
+    assert unwrap_model(prompt).config._attn_implementation == "sdpa"
+    assert enable_fast_paths(lora_model(), "cpu") == ["per-document attention", "fused LoRA layers"]
+
+
+@pytest.mark.parametrize("kw", [{}, {"lora_dropout": 0.3}, {"peft_use_rslora": True}])
+def test_fused_lora_equals_peft(kw):
+    model = lora_model(**kw)
+    model.train()
+    batch = pad_batch(rows(), pad_id=0)
+    torch.manual_seed(7)  # dropout draws the same masks: the fused layer calls peft's own dropout module
+    reference = loss_and_grads(model, batch)
+    assert patch_lora_linears(model) == 14  # 7 linear layers × 2
+    torch.manual_seed(7)
+    fused = loss_and_grads(model, batch)
+    assert_same(fused, reference)
+    assert any("lora_A" in k for k in fused[1]) and any("lora_B" in k for k in fused[1])
+
+
+def test_fused_lora_trains_base_weights_and_biases_when_asked():
+    model = lora_model()
+    linear = unwrap_model(model).model.layers[0].self_attn.q_proj
+    linear.base_layer.bias = torch.nn.Parameter(torch.randn(linear.base_layer.out_features))
+    linear.base_layer.weight.requires_grad_(True)
+    batch = pad_batch(rows(), pad_id=0)
+    reference = loss_and_grads(model, batch)
+    patch_lora_linears(model)
+    fused = loss_and_grads(model, batch)
+    assert any(k.endswith("q_proj.base_layer.bias") for k in fused[1])
+    assert_same(fused, reference)
+
+
+def test_fused_lora_hands_other_cases_to_peft():
+    batch = pad_batch(rows(), pad_id=0)
+    dora = lora_model(peft_use_dora=True)
+    reference = loss_and_grads(dora, batch)
+    patch_lora_linears(dora)
+    assert_same(loss_and_grads(dora, batch), reference)  # DoRA: peft's variant forward
+
+    model = lora_model()
+    patch_lora_linears(model)
+    with torch.no_grad():
+        with model.disable_adapter():
+            base_only = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        plain = tiny_model(VOCAB)(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    torch.testing.assert_close(base_only, plain)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision: peft's forward under autocast
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    assert out.dtype == torch.bfloat16
+
+
+def test_fused_lora_breaks_if_the_formula_breaks(monkeypatch):
+    """The equality tests above compare against peft, so a wrong fused formula must show up there."""
+    import newtune.model.kernels as K
+
+    model = lora_model()
+    batch = pad_batch(rows(), pad_id=0)
+    reference = loss_and_grads(model, batch)
+    real = K.LoraLinearFunction.forward
+
+    def doubled(ctx, x, x_drop, weight, bias, a, b, scaling):
+        return real(ctx, x, x_drop, weight, bias, a, b, 2 * scaling)
+
+    monkeypatch.setattr(K.LoraLinearFunction, "forward", staticmethod(doubled))
+    patch_lora_linears(model)
+    with pytest.raises(AssertionError):
+        assert_same(loss_and_grads(model, batch), reference)
