@@ -208,3 +208,19 @@ def test_pretraining_dataset_trains_exactly_max_steps_of_streamed_rows(tiny_run,
     assert len(got) == 3 and all(math.isfinite(x) for x in got)
     # 3 steps x 2 rows of 32 tokens, every token of a full row real (rows are packed from the stream)
     assert result.tokens <= 3 * 2 * 32 and result.tokens > 3 * 2 * 16
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_cpu_fast_paths_train_like_transformers_and_peft(tiny_run, monkeypatch, packing):
+    import newtune.model.kernels as K
+    from newtune.train.loss import unwrap_model
+
+    # No dropout: flat batches draw dropout masks in another shape (tests/model/test_kernels.py covers it).
+    keys = {"sample_packing": packing, "max_steps": 4, "num_epochs": 2, "lora_dropout": 0.0}
+    fast = run_training(*tiny_run(out="fast", **keys))
+    assert unwrap_model(fast.model).config._attn_implementation == K.VARLEN
+    monkeypatch.setattr(K, "enable_fast_paths", lambda model, device_type: [])
+    plain = run_training(*tiny_run(out="plain", **keys))
+    assert unwrap_model(plain.model).config._attn_implementation == "sdpa"
+    assert losses(fast.output_dir) == pytest.approx(losses(plain.output_dir), rel=1e-5)
+    assert fast.tokens == plain.tokens and fast.trained_tokens == plain.trained_tokens
