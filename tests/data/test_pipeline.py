@@ -177,3 +177,35 @@ def test_pretraining_stream_reads_skips_and_names_bad_rows(tmp_path, mistral_tok
     assert list(prepare_stream(load_config(None, raw=raw).data, mistral_tok)) == [
         {"input_ids": [1, 1712, 2, 2, 2, 2, 2, 2], "labels": [1, 1712, 2, -100, -100, -100, -100, -100],
          "attention_mask": [1, 1, 1, 0, 0, 0, 0, 0]}]
+
+
+@pytest.mark.parametrize("kind", ["alpaca", "chat_template"])
+def test_sequence_len_below_the_prompt_format_is_refused_before_encoding(tmp_path, smol_tok, kind):
+    from newtune.data.pipeline import template_tokens
+    from newtune.data.rowcodec import format_context
+
+    if kind == "alpaca":
+        row = {"instruction": "Name a colour.", "input": "", "output": "Blue."}
+    else:
+        row = {"messages": [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]}
+    path = write_jsonl(tmp_path / "d.jsonl", [row] * 3)
+    data = config(tmp_path, [{"path": path, "type": kind}], sequence_len=64)
+    ds = data.datasets[0]
+    fixed, where = template_tokens(ds, data, smol_tok, format_context(data, smol_tok))
+    full = len(prepare(data, smol_tok, seed=0).train[0]["input_ids"])
+    assert where == "d.jsonl line 1" and 10 < fixed < full  # the alpaca preamble / SmolLM2's system prompt
+    with pytest.raises(DataError, match=rf"sequence_len \({fixed}\) leaves no room for text: the prompt format of "
+                                        rf"datasets\[0\] \(type {kind}\) takes {fixed} tokens") as e:
+        prepare(config(tmp_path, [{"path": path, "type": kind}], sequence_len=fixed), smol_tok, seed=0)
+    assert e.value.where == "sequence_len"
+    assert len(prepare(config(tmp_path, [{"path": path, "type": kind}], sequence_len=full), smol_tok, seed=0).train) == 3
+
+
+def test_formats_without_a_template_have_no_floor(tmp_path, mistral_tok):
+    from newtune.data.pipeline import template_tokens
+    from newtune.data.rowcodec import format_context
+
+    path = write_jsonl(tmp_path / "d.jsonl", [io_row("Q", " A")])
+    data = config(tmp_path, [{"path": path, "type": "input_output"}], sequence_len=8)
+    assert template_tokens(data.datasets[0], data, mistral_tok, format_context(data, mistral_tok))[0] == 0
+    assert len(prepare(data, mistral_tok, seed=0).train) == 1

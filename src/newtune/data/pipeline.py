@@ -184,6 +184,10 @@ def build(data: DataConfig, tokenizer: Any, directory: Path) -> dict:
 
 def _build(data: DataConfig, tokenizer: Any, directory: Path) -> dict:
     ctx = format_context(data, tokenizer)
+    for i, ds in enumerate(data.datasets):
+        check_template_room(ds, f"datasets[{i}]", data, tokenizer, ctx)
+    for i, ds in enumerate(data.test_datasets or []):
+        check_template_room(ds, f"test_datasets[{i}]", data, tokenizer, ctx)
     seen: set[bytes] | None = set() if data.dataset_exact_deduplication else None
     train = encode_part(data.datasets, data, tokenizer, ctx, directory / cache.ROWS_FILE, seen)
     test = None
@@ -193,6 +197,47 @@ def _build(data: DataConfig, tokenizer: Any, directory: Path) -> dict:
         raise DataError("datasets", f"no training rows left ({describe_drops(train) or 'the datasets are empty'})",
                         "check the dataset paths, sequence_len and excess_length_strategy")
     return {"train": asdict(train), "test": asdict(test) if test else None}
+
+
+ROLE_KEYS = frozenset({"role", "from", "type", "name"})  # structure, not text: kept when blanking a row
+
+
+def blank_text(value: Any, keep: frozenset[str]) -> Any:
+    """`value` with every string emptied, except the values of keys in `keep` (roles and the like)."""
+    if isinstance(value, str):
+        return ""
+    if isinstance(value, dict):
+        return {k: v if k in keep and isinstance(v, str) else blank_text(v, keep) for k, v in value.items()}
+    if isinstance(value, list):
+        return [blank_text(v, keep) for v in value]
+    return value
+
+
+def template_tokens(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext) -> tuple[int, str] | None:
+    """Tokens of the dataset's first row with all its text emptied: what the prompt format adds by itself
+    (system prompt, role markers, BOS/EOS). None for pre-tokenized rows or when the empty row is refused."""
+    if ds.type is None:
+        return None
+    batch = next(iter(iter_batches(ds, batch_size=1)), None)
+    if batch is None or not batch.rows:
+        return None
+    mappings = ds.message_property_mappings or {}
+    keep = ROLE_KEYS | {k for k in (ds.message_field_role, mappings.get("role")) if k}
+    try:
+        encoded = encode_rows([blank_text(batch.rows[0], keep)], ds, data, tok, ctx)
+    except Exception:  # an empty field the format refuses: the rows themselves will say what is wrong
+        return None
+    return (max(len(e["input_ids"]) for e in encoded), batch.where[0]) if encoded else None
+
+
+def check_template_room(ds: DatasetConfig, name: str, data: DataConfig, tok: Any, ctx: FormatContext) -> None:
+    """sequence_len must leave room for text after the prompt format's own tokens."""
+    found = template_tokens(ds, data, tok, ctx)
+    if found is not None and found[0] >= data.sequence_len:
+        raise DataError("sequence_len", f"sequence_len ({data.sequence_len}) leaves no room for text: the prompt "
+                        f"format of {name} (type {ds.type_name}) takes {found[0]} tokens by itself "
+                        f"(its first row, {found[1]}, with every text field empty)",
+                        f"raise sequence_len well above {found[0]}")
 
 
 def describe_drops(stats: PartStats) -> str:
