@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 from newtune.config.train import TrainConfig
 from newtune.errors import NewtuneError
+
+log = logging.getLogger("newtune.train")
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"
@@ -76,31 +79,78 @@ class Metrics:
         self.start_progress(resume_step)
 
     def open_trackers(self, run_config: dict) -> None:
+        """Start each tracker the config asks for; one that cannot start is a user error naming its key."""
         t = self.t
-        if t.use_tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+        self.closers: list[tuple[str, Any]] = []
+        wanted = [("use_tensorboard", "tensorboard", t.use_tensorboard, self._tensorboard),
+                  ("wandb_project", "wandb", wants_wandb(t), self._wandb),
+                  ("mlflow_tracking_uri", "mlflow", wants_mlflow(t), self._mlflow)]
+        for key, name, on, start in wanted:
+            if not on:
+                continue
+            try:
+                write, close = start(run_config)
+            except Exception as e:  # a bad URI, a refused login, a store the package will not open ...
+                self.close_trackers()
+                raise NewtuneError(key, f"{name} could not start: {first_lines(e)}",
+                                   f"fix {key} and the related settings, or remove {key}") from None
+            self.trackers.append((name, write))
+            self.closers.append((name, close))
 
-            writer = SummaryWriter(str(self.dir / "runs"))
-            self.trackers.append(lambda rec, step: [writer.add_scalar(f"train/{k}", v, step) for k, v in numbers(rec)])
-            self.closers = [writer.close]
-        if wants_wandb(t):
-            import wandb
+    def _tensorboard(self, _run_config: dict) -> tuple[Any, Any]:
+        from torch.utils.tensorboard import SummaryWriter
 
-            run = wandb.init(project=t.wandb_project, entity=t.wandb_entity, name=t.wandb_name, mode=t.wandb_mode,
-                             id=t.wandb_run_id, resume="allow" if t.wandb_run_id else None, config=run_config,
-                             dir=str(self.dir))
-            self.trackers.append(lambda rec, step: run.log(dict(numbers(rec)), step=step))
-            self.closers = [*getattr(self, "closers", []), run.finish]
-        if wants_mlflow(t):
-            import mlflow
+        writer = SummaryWriter(str(self.dir / "runs"))
 
-            if t.mlflow_tracking_uri:
-                mlflow.set_tracking_uri(t.mlflow_tracking_uri)
-            if t.mlflow_experiment_name:
-                mlflow.set_experiment(t.mlflow_experiment_name)
-            mlflow.start_run(run_name=t.mlflow_run_name)
-            self.trackers.append(lambda rec, step: mlflow.log_metrics(dict(numbers(rec)), step=step))
-            self.closers = [*getattr(self, "closers", []), mlflow.end_run]
+        def write(record: dict, step: int) -> None:
+            for k, v in numbers(record):
+                writer.add_scalar(grouped(k), v, step)
+            writer.flush()
+
+        return write, writer.close
+
+    def _wandb(self, run_config: dict) -> tuple[Any, Any]:
+        import wandb
+
+        t = self.t
+        run = wandb.init(project=t.wandb_project, entity=t.wandb_entity, name=t.wandb_name, mode=t.wandb_mode,
+                         id=t.wandb_run_id, resume="allow" if t.wandb_run_id else None, config=run_config,
+                         dir=str(self.dir))
+        return (lambda rec, step: run.log({grouped(k): v for k, v in numbers(rec)}, step=step)), run.finish
+
+    def _mlflow(self, run_config: dict) -> tuple[Any, Any]:
+        """MlflowClient rather than mlflow's module-level API: no active run or experiment left in the
+        process for a later run (tests, notebooks) to inherit."""
+        import time
+
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric, Param
+
+        t = self.t
+        client = MlflowClient(tracking_uri=t.mlflow_tracking_uri)  # None: MLFLOW_TRACKING_URI or ./mlruns
+        name = t.mlflow_experiment_name or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+        experiment = "0"  # mlflow's Default experiment
+        if name:
+            found = client.get_experiment_by_name(name)
+            experiment = found.experiment_id if found else client.create_experiment(name)
+        run_id = client.create_run(experiment, run_name=t.mlflow_run_name).info.run_id
+        params = [Param(k, str(v)[:500]) for k, v in run_config.items() if v is not None and not isinstance(v, list | dict)]
+        for i in range(0, len(params), 100):  # mlflow takes at most 100 params per batch
+            client.log_batch(run_id, params=params[i : i + 100])
+
+        def write(record: dict, step: int) -> None:
+            now = int(time.time() * 1000)
+            client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in numbers(record)])
+
+        return write, lambda: client.set_terminated(run_id)
+
+    def close_trackers(self) -> None:
+        for name, close in getattr(self, "closers", []):
+            try:
+                close()
+            except Exception as e:  # the run's own outputs are written; a tracker failing to close is a warning
+                log.warning("%s did not close cleanly: %s", name, first_lines(e))
+        self.closers = []
 
     def start_progress(self, completed: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -123,8 +173,12 @@ class Metrics:
             return
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
-        for tracker in self.trackers:
-            tracker(record, record["step"])
+        for name, tracker in list(self.trackers):
+            try:
+                tracker(record, record["step"])
+            except Exception as e:  # a tracker (network, server) must not end the training run
+                log.warning("stopped logging to %s: %s", name, first_lines(e))
+                self.trackers.remove((name, tracker))
         if "loss" in record and self.progress is not None:
             self.progress.update(self.task, loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
                                  tps=f"{record['tokens_per_s']:.0f}")
@@ -139,12 +193,21 @@ class Metrics:
         if self.progress is not None:
             self.progress.stop()
         self.file.close()
-        for close in getattr(self, "closers", []):
-            close()
+        self.close_trackers()
 
 
 def numbers(record: dict) -> list[tuple[str, float]]:
     return [(k, float(v)) for k, v in record.items() if k != "step" and isinstance(v, int | float)]
+
+
+def grouped(key: str) -> str:
+    """TensorBoard / W&B names as transformers' callbacks write them: train/loss, eval/loss."""
+    return f"eval/{key[5:]}" if key.startswith("eval_") else f"train/{key}"
+
+
+def first_lines(e: Exception, limit: int = 400) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def plot_losses(output_dir: str | Path) -> Path | None:
