@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_run import tiny_run_fixture  # noqa: F401  (the tiny_run fixture)
 
 from newtune.errors import NewtuneError
 from newtune.train.loop import run_training
-from tiny_run import tiny_run_fixture  # noqa: F401  (the tiny_run fixture)
 
 
 @pytest.fixture(autouse=True)
