@@ -117,7 +117,9 @@ def train(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
     """Fine-tune as CONFIG says: full, LoRA/QLoRA/DoRA or soft prompts; writes to output_dir."""
     from newtune.train.loop import run_training
 
-    run_training(load(config, set_, ctx), console)
+    result = run_training(load(config, set_, ctx), console)
+    if result.interrupted:  # Ctrl-C: a checkpoint is saved, but the run did not finish (as `&&` chains must see)
+        raise typer.Exit(130)
 
 
 @app.command(context_settings=OVERRIDES)
@@ -165,7 +167,9 @@ def run() -> None:
 
     configure_openmp()  # before torch loads OpenMP: spin briefly on a free CPU, sleep on a shared one
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns typer.Exit's code instead of raising it here
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except NewtuneError as e:
         console.print(f"[bold red]error:[/bold red] {escape(e.render())}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)

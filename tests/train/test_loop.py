@@ -224,3 +224,21 @@ def test_cpu_fast_paths_train_like_transformers_and_peft(tiny_run, monkeypatch, 
     assert unwrap_model(plain.model).config._attn_implementation == "sdpa"
     assert losses(fast.output_dir) == pytest.approx(losses(plain.output_dir), rel=1e-5)
     assert fast.tokens == plain.tokens and fast.trained_tokens == plain.trained_tokens
+
+
+def test_ctrl_c_twice_at_once_is_one_request_twice_apart_aborts(monkeypatch):
+    from newtune.train import loop
+
+    now = [100.0]
+    monkeypatch.setattr(loop.time, "monotonic", lambda: now[0])
+    flag = loop.StopFlag()
+    try:
+        flag.handle()
+        now[0] += 0.01  # the launcher's forwarded copy of the same Ctrl-C
+        flag.handle()
+        assert flag.hit
+        now[0] += 2.0  # the user pressing Ctrl-C again
+        with pytest.raises(KeyboardInterrupt):
+            flag.handle()
+    finally:
+        flag.restore()

@@ -349,20 +349,30 @@ def out_of_memory(cfg: RunConfig, step: int) -> NewtuneError:
 
 
 class StopFlag:
-    """Ctrl-C asks the loop to save a checkpoint and stop after the current step; a second one aborts."""
+    """Ctrl-C asks the loop to save a checkpoint and stop after the current step; a second one aborts.
+
+    Under torchrun (and `accelerate launch`) a worker gets Ctrl-C twice: from the terminal, which signals
+    the whole process group, and from the launcher, which forwards it to its workers at once. So a
+    second SIGINT aborts only when it comes more than REPEAT_S after the first. The launcher kills its
+    workers 30 s after forwarding: the step and the checkpoint must finish within that.
+    """
+
+    REPEAT_S = 1.0
 
     def __init__(self) -> None:
         import threading
 
         self.hit = False
+        self.first = 0.0
         self.previous = None  # signal handlers can only be set from the main thread
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self.handle)
 
     def handle(self, *_: Any) -> None:
-        if self.hit:
+        if not self.hit:
+            self.hit, self.first = True, time.monotonic()
+        elif time.monotonic() - self.first > self.REPEAT_S:
             raise KeyboardInterrupt
-        self.hit = True
 
     def requested(self, acc: Any) -> bool:
         if acc.num_processes == 1:
