@@ -141,3 +141,31 @@ def test_more_impossible_combinations_each_named():
     assert problems({"datasets": DS, "val_set_size": 0.1, "test_datasets": DS, "save_steps": 5,
                      "saves_per_epoch": 2}) == ["val_set_size: use either val_set_size or test_datasets, not both",
                                                 "saves_per_epoch: set save_steps or saves_per_epoch, not both"]
+
+
+CCE = "axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin"
+
+
+def test_axolotl_lora_example_keys_are_understood():
+    """What axolotl's LoRA examples add around the basics: its loss plugin, LoRA kernels, checkpointing kwargs."""
+    raw = {"datasets": DS, "adapter": "lora", "lora_target_linear": True, "plugins": [CCE],
+           "cut_cross_entropy": True, "lora_mlp_kernel": True, "lora_qkv_kernel": True, "lora_o_kernel": False,
+           "gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": True}}
+    cfg = load_config(None, raw=raw)
+    assert cfg.train.plugins == [CCE] and cfg.train.gradient_checkpointing_kwargs.use_reentrant is True
+    assert (cfg.adapter.lora_mlp_kernel, cfg.adapter.lora_o_kernel) == (True, False)
+
+
+def test_plugins_newtune_does_not_build_in_are_refused():
+    (msg,) = problems({"datasets": DS, "plugins": [CCE, "axolotl.integrations.kd.KDPlugin"]})
+    assert msg.startswith("plugins: newtune has no plugin system") and CCE in msg
+    liger = problems({"datasets": DS, "plugins": ["axolotl.integrations.liger.LigerPlugin"], "liger_rms_norm": True})
+    assert liger == ["liger_rms_norm: axolotl key not supported by newtune yet; remove it to continue"]
+
+
+def test_lora_kernel_switches_and_checkpointing_kwargs_are_checked():
+    (dora,) = problems({"datasets": DS, "adapter": "lora", "lora_target_linear": True, "peft_use_dora": True,
+                        "lora_qkv_kernel": True})
+    assert dora.startswith("lora_qkv_kernel: fused LoRA layers do not apply to DoRA")
+    (typo,) = problems({"datasets": DS, "gradient_checkpointing_kwargs": {"use_reentrnt": False}})
+    assert typo.startswith("gradient_checkpointing_kwargs.use_reentrnt: unknown key")

@@ -41,6 +41,20 @@ def assert_same(a, b, tol=1e-5):
         torch.testing.assert_close(a[1][k], b[1][k], rtol=tol, atol=tol, msg=k)
 
 
+def in_graph(t: torch.Tensor, node: str) -> bool:
+    """Whether the autograd graph behind `t` has a node of this name."""
+    seen, todo = set(), [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if type(fn).__name__ == node:
+            return True
+        todo += [f for f, _ in fn.next_functions]
+    return False
+
+
 def lora_model(**kw):
     cfg = AdapterConfig(adapter="lora", lora_r=4, lora_alpha=8, lora_target_linear=True, **kw)
     model = apply_adapter(tiny_model(VOCAB), cfg, None)
@@ -128,9 +142,41 @@ def test_fused_lora_hands_other_cases_to_peft():
             base_only = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         plain = tiny_model(VOCAB)(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     torch.testing.assert_close(base_only, plain)
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision: peft's forward under autocast
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    assert out.dtype == torch.bfloat16
+
+
+def test_fused_lora_under_autocast_computes_in_the_autocast_dtype():
+    model = lora_model()
+    batch = pad_batch(rows(), pad_id=0)
+
+    def run():
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        logits.float().sum().backward()
+        return logits, {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    ref_logits, ref_grads = run()
+    assert not in_graph(ref_logits, "LoraLinearFunctionBackward")
+    patch_lora_linears(model)
+    logits, grads = run()
+    assert logits.dtype == torch.bfloat16 and in_graph(logits, "LoraLinearFunctionBackward")
+    assert all(g.dtype == torch.float32 for g in grads.values())  # fp32 adapter weights get fp32 gradients
+    torch.testing.assert_close(logits.float(), ref_logits.float(), rtol=0.05, atol=0.05)
+    for k in ref_grads:
+        assert torch.nn.functional.cosine_similarity(grads[k].flatten(), ref_grads[k].flatten(), dim=0) > 0.99, k
+
+
+def test_kernel_switches_choose_the_fused_projections():
+    from newtune.model.kernels import unfused_names
+
+    cfg = AdapterConfig(adapter="lora", lora_target_linear=True, lora_mlp_kernel=False)
+    model = lora_model()
+    assert patch_lora_linears(model, skip=unfused_names(cfg)) == 8  # q, k, v, o in 2 layers
+    fused = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if "forward" in m.__dict__}
+    assert fused == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    off = AdapterConfig(adapter="lora", lora_target_linear=True, lora_qkv_kernel=False, lora_o_kernel=False,
+                        lora_mlp_kernel=False)
+    assert patch_lora_linears(lora_model(), skip=unfused_names(off)) == 0
 
 
 def test_fused_lora_breaks_if_the_formula_breaks(monkeypatch):

@@ -179,6 +179,20 @@ def test_full_finetune_with_gradient_checkpointing_resumes_exactly(tiny_run, tmp
         assert torch.equal(a, b), name
 
 
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_lora_with_gradient_checkpointing_trains_like_without(tiny_run, reentrant, monkeypatch):
+    import transformers.modeling_utils as mu
+
+    calls = []
+    real = mu.checkpoint  # what transformers' activation checkpointing calls per decoder layer
+    monkeypatch.setattr(mu, "checkpoint", lambda *a, **k: calls.append(k.get("use_reentrant")) or real(*a, **k))
+    plain = run_training(*tiny_run(out="plain", max_steps=3))
+    kept = run_training(*tiny_run(out="kept", max_steps=3, gradient_checkpointing=True,
+                                  gradient_checkpointing_kwargs={"use_reentrant": reentrant}))
+    assert set(calls) == {reentrant}  # each decoder layer went through torch's checkpoint as asked
+    assert losses(kept.output_dir) == pytest.approx(losses(plain.output_dir), rel=1e-5)
+
+
 def test_logging_steps_average_the_steps_between_logs(tiny_run):
     every = run_training(*tiny_run(out="every"))
     pairs = run_training(*tiny_run(out="pairs", logging_steps=2))
@@ -219,7 +233,7 @@ def test_cpu_fast_paths_train_like_transformers_and_peft(tiny_run, monkeypatch, 
     keys = {"sample_packing": packing, "max_steps": 4, "num_epochs": 2, "lora_dropout": 0.0}
     fast = run_training(*tiny_run(out="fast", **keys))
     assert unwrap_model(fast.model).config._attn_implementation == K.VARLEN
-    monkeypatch.setattr(K, "enable_fast_paths", lambda model, device_type: [])
+    monkeypatch.setattr(K, "enable_fast_paths", lambda model, device_type, adapter_cfg=None: [])
     plain = run_training(*tiny_run(out="plain", **keys))
     assert unwrap_model(plain.model).config._attn_implementation == "sdpa"
     assert losses(fast.output_dir) == pytest.approx(losses(plain.output_dir), rel=1e-5)

@@ -23,6 +23,9 @@ class AdapterConfig(Section):
     lora_modules_to_save: list[str] | None = Field(None, description="Modules trained in full and saved with the adapter.")
     lora_model_dir: str | None = Field(None, description="Continue training from this saved adapter.")
     lora_fan_in_fan_out: bool = Field(False, description="peft fan_in_fan_out (Conv1D layers, e.g. GPT-2).")
+    lora_mlp_kernel: bool | None = Field(None, description="Fused LoRA layers for the MLP projections (default: where they apply).")
+    lora_qkv_kernel: bool | None = Field(None, description="Fused LoRA layers for q/k/v (default: where they apply).")
+    lora_o_kernel: bool | None = Field(None, description="Fused LoRA layer for the attention output (default: where it applies).")
     peft_use_dora: bool = Field(False, description="DoRA: weight-decomposed LoRA.")
     peft_use_rslora: bool = Field(False, description="rsLoRA: scale by alpha / sqrt(r).")
     # Soft prompts (peft PromptTuning / PrefixTuning / PromptEncoder).

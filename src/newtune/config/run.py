@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from newtune.config.adapter import SOFT_PROMPTS, AdapterConfig
 from newtune.config.data import DataConfig
 from newtune.config.model import ModelConfig
-from newtune.config.train import TrainConfig
+from newtune.config.train import BUILT_IN_PLUGINS, TrainConfig
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "model": ModelConfig,
@@ -64,6 +64,11 @@ RULES: list[tuple[str, Callable[[RunConfig], bool], str]] = [
      and not c.adapter.peft_prompt_tuning_init_text, "peft_prompt_tuning_init: text needs the init text"),
     ("flash_attention", lambda c: bool(c.model.sdp_attention and c.model.flash_attention),
      "choose sdp_attention or flash_attention, not both"),
+    ("plugins", lambda c: bool(set(c.train.plugins or ()) - set(BUILT_IN_PLUGINS)),
+     "newtune has no plugin system; it builds in only " + ", ".join(BUILT_IN_PLUGINS) + " (remove the others)"),
+    *[(key, lambda c, key=key: c.adapter.peft_use_dora and getattr(c.adapter, key) is True,
+       "fused LoRA layers do not apply to DoRA (peft_use_dora); remove it or set it false")
+      for key in ("lora_mlp_kernel", "lora_qkv_kernel", "lora_o_kernel")],
     ("tokenizer_use_fast", lambda c: not c.model.tokenizer_use_fast,
      "newtune needs a fast tokenizer; remove tokenizer_use_fast: false"),
 ]

@@ -16,6 +16,18 @@ SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_wi
 
 Precision = bool | Literal["auto"] | None
 
+# axolotl plugins whose feature newtune has built in, so a config naming them means what it says.
+BUILT_IN_PLUGINS = {
+    "axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin":
+        "cut_cross_entropy: newtune's loss never materialises full-vocabulary logits",
+    "axolotl.integrations.liger.LigerPlugin":
+        "the plugin itself; its liger_* kernel keys are not supported yet and say so",
+}
+
+
+class CheckpointingKwargs(Section):
+    use_reentrant: bool = Field(False, description="torch.utils.checkpoint's reentrant variant.")
+
 
 class TrainConfig(Section):
     output_dir: str = Field("./outputs/newtune", description="Where the adapter/model, metrics and plots go.")
@@ -40,6 +52,10 @@ class TrainConfig(Section):
     fp16: bool | None = Field(None, description="Train in fp16 with loss scaling (GPU).")
     tf32: bool | None = Field(None, description="Allow TF32 matmuls on Ampere+ GPUs.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    gradient_checkpointing_kwargs: CheckpointingKwargs | None = Field(None, description="use_reentrant (default false).")
+    cut_cross_entropy: bool | None = Field(
+        None, description="Loss without full-vocabulary logits: newtune's loss always works so (accepted for axolotl configs).")
+    plugins: list[str] | None = Field(None, description="axolotl plugins whose features newtune builds in (see README).")
     neftune_noise_alpha: float | None = Field(None, gt=0, description="NEFTune embedding noise.")
     sample_packing: bool = Field(False, description="Pack several rows into each sequence.")
     eval_sample_packing: bool | None = Field(None, description="Pack eval rows too (default: sample_packing).")

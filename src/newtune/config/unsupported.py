@@ -19,7 +19,7 @@ TOP_LEVEL = frozenset(
     bucket canvas_prefix_ids carry center_rewards_coefficient chat_template_kwargs chunked_cross_entropy
     chunked_cross_entropy_num_chunks cls_model_config codebook comet_api_key comet_experiment_config
     comet_experiment_key comet_mode comet_online comet_project_name comet_workspace context_parallel
-    context_parallel_size coreweave cosine_constant_lr_ratio cpo_alpha curriculum_sampling cut_cross_entropy
+    context_parallel_size coreweave cosine_constant_lr_ratio cpo_alpha curriculum_sampling
     cut_cross_entropy_accum_c_fp32 cut_cross_entropy_c_grad_chunk_size dataloader_drop_last
     dataloader_num_workers dataloader_pin_memory dataloader_prefetch_factor dataset_keep_in_memory
     dataset_num_proc dataset_shard_idx dataset_shard_num ddp ddp_broadcast_buffers ddp_bucket_cap_mb
@@ -43,7 +43,7 @@ TOP_LEVEL = frozenset(
     full_determinism fused_attn_kernel future_timeout gateway_url gc_collect_steps gc_steps
     gemma4_fp8_nonexpert gemma4_hybrid_attn_impl gemma4_nf4_nonexpert generate_samples generation_do_sample
     generation_max_new_tokens generation_prompt_ratio generation_temperature generation_top_k
-    generation_top_p gptq gpu_memory_limit gradient_checkpointing_kwargs gradio_max_new_tokens
+    generation_top_p gptq gpu_memory_limit gradio_max_new_tokens
     gradio_server_name gradio_server_port gradio_share gradio_temperature gradio_title greater_is_better
     grokfast_alpha grokfast_lamb group_by_length hard_label_smoothing hatchery heads_k_stride
     hf_mlflow_log_artifacts hf_use_auth_token hub_model_id hub_revision hub_strategy image_cache_size
@@ -58,7 +58,7 @@ TOP_LEVEL = frozenset(
     liger_swiglu liger_use_token_scaling lisa_layers_attribute lisa_n_layers lisa_step_interval
     llama4_linearized_experts llmcompressor lm_eval_batch_size lm_eval_model lm_eval_post_train lm_eval_tasks
     load_balance load_best_model_at_end local_rank logging_nan_inf_filter lora_alpha_pattern
-    lora_embedding_kernel lora_fp32_gradients lora_mlp_kernel lora_o_kernel lora_on_cpu lora_qkv_kernel
+    lora_embedding_kernel lora_fp32_gradients lora_on_cpu
     lora_rank lora_rank_pattern lora_target_parameters loraplus_lr_embedding loraplus_lr_ratio loss_fn
     loss_fn_config loss_watchdog_patience loss_watchdog_threshold loss_weight low_cpu_mem_usage lr_div_factor
     lr_groups lr_quadratic_warmup lr_scheduler_kwargs max_deltas max_examples_per_source max_image_size
@@ -76,7 +76,7 @@ TOP_LEVEL = frozenset(
     otel_metrics_port output overrides_of_model_config overrides_of_model_kwargs pad_to_multiple_of parent_id
     path_prefix peft peft_autocast_adapter_dtype peft_ensure_weight_tying peft_init_lora_weights
     peft_layer_replication peft_layers_pattern peft_layers_to_transform peft_trainable_token_indices
-    per_batch_stratified pipeline platform ple_cpu_offload plugins poll_interval pose_max_context_len
+    per_batch_stratified pipeline platform ple_cpu_offload poll_interval pose_max_context_len
     pose_num_chunks pose_split_on_token_ids precompute_ref_log_probs premixed prepared_cache_verify
     preprocess_iterable preset pretrain_multipack_attn pretrain_multipack_buffer_size
     pretraining_sample_concatenation process_reward_model processor_kwargs processor_type profile

@@ -15,8 +15,11 @@
    layer, and autograd adds the two input gradients in a fourth. The function below folds the
    scaling into the small (rank-sized) products and the sum into the matmuls (`addmm_`), with the
    backward written out; results equal peft's to float rounding. It replaces `forward` on plain
-   LoRA layers only (one active adapter on an nn.Linear, no DoRA or other variant, no LoRA bias,
-   no autocast, one dtype) and hands every other case to peft's forward, checked on each call.
+   LoRA layers only (one active adapter on an nn.Linear, no DoRA or other variant, no LoRA bias)
+   and hands every other case to peft's forward, checked on each call. Under autocast its inputs
+   are cast to the autocast dtype first, as autocast casts a linear layer's. axolotl's
+   `lora_mlp_kernel` / `lora_qkv_kernel` / `lora_o_kernel` name its own fused LoRA kernels: here
+   they choose which projections get this function (default: all; false: peft's forward).
 """
 
 from __future__ import annotations
@@ -71,7 +74,25 @@ def uses_flat_batches(model: torch.nn.Module) -> bool:
     return getattr(cfg, "_attn_implementation", None) in (VARLEN, "flash_attention_2", "flash_attention_3")
 
 
-def enable_fast_paths(model: torch.nn.Module, device_type: str) -> list[str]:
+# Projection names per axolotl kernel switch, across the common architectures.
+KERNEL_GROUPS = {
+    "lora_mlp_kernel": frozenset({"gate_proj", "up_proj", "down_proj", "gate_up_proj", "fc1", "fc2", "w1", "w2",
+                                  "w3", "c_fc", "dense_h_to_4h", "dense_4h_to_h"}),
+    "lora_qkv_kernel": frozenset({"q_proj", "k_proj", "v_proj", "qkv_proj", "query_key_value", "Wqkv", "c_attn"}),
+    "lora_o_kernel": frozenset({"o_proj", "out_proj", "dense", "c_proj"}),
+}
+
+
+def unfused_names(adapter_cfg: Any) -> frozenset[str]:
+    """Projection names whose kernel switch is set to false."""
+    out: frozenset[str] = frozenset()
+    for key, names in KERNEL_GROUPS.items():
+        if adapter_cfg is not None and getattr(adapter_cfg, key, None) is False:
+            out |= names
+    return out
+
+
+def enable_fast_paths(model: torch.nn.Module, device_type: str, adapter_cfg: Any = None) -> list[str]:
     """Turn on what applies to this model on this device; returns what was turned on (for the log)."""
     from newtune.train.loss import is_prompt_learning, unwrap_model
 
@@ -84,7 +105,7 @@ def enable_fast_paths(model: torch.nn.Module, device_type: str) -> list[str]:
         register_varlen_attention()
         base.set_attn_implementation(VARLEN)
         done.append("per-document attention")
-    if patch_lora_linears(model):
+    if patch_lora_linears(model, skip=unfused_names(adapter_cfg)):
         done.append("fused LoRA layers")
     return done
 
@@ -134,25 +155,31 @@ def _fused_lora_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -
     name = self.active_adapters[0]
     base = self.base_layer
     if (name not in self.lora_A or name in self.lora_variant or type(base) is not torch.nn.Linear
-            or getattr(self, "fan_in_fan_out", False) or torch.is_autocast_enabled(x.device.type)):
+            or getattr(self, "fan_in_fan_out", False) or self.lora_B[name].bias is not None):
         return plain(self, x, *args, **kwargs)
-    a, b = self.lora_A[name].weight, self.lora_B[name].weight
-    if self.lora_B[name].bias is not None or not (x.dtype == base.weight.dtype == a.dtype == b.dtype):
-        return plain(self, x, *args, **kwargs)
+    tensors = [x, base.weight, base.bias, self.lora_A[name].weight, self.lora_B[name].weight]
+    device = x.device.type
+    if torch.is_autocast_enabled(device):  # as autocast runs a linear layer: in its lower precision
+        dtype = torch.get_autocast_dtype(device)
+        tensors = [None if t is None else t.to(dtype) for t in tensors]
+    elif len({t.dtype for t in tensors if t is not None}) != 1:
+        return plain(self, x, *args, **kwargs)  # e.g. fp32 adapter on a bf16 base: peft casts per branch
+    x, weight, bias, a, b = tensors
     drop = self.lora_dropout[name]
     x_drop = None if isinstance(drop, torch.nn.Identity) or not drop.training or drop.p == 0 else drop(x)
-    return LoraLinearFunction.apply(x, x_drop, base.weight, base.bias, a, b, self.scaling[name])
+    with torch.autocast(device, enabled=False):
+        return LoraLinearFunction.apply(x, x_drop, weight, bias, a, b, self.scaling[name])
 
 
-def patch_lora_linears(model: torch.nn.Module) -> int:
-    """Give every peft LoRA nn.Linear layer the fused forward; returns how many."""
+def patch_lora_linears(model: torch.nn.Module, skip: frozenset[str] = frozenset()) -> int:
+    """Give every peft LoRA nn.Linear layer the fused forward, but those named in `skip`; returns how many."""
     try:
         from peft.tuners.lora.layer import Linear as LoraLinear
     except ImportError:
         return 0
     n = 0
-    for module in model.modules():
-        if type(module) is LoraLinear and "forward" not in module.__dict__:
+    for qualified, module in model.named_modules():
+        if type(module) is LoraLinear and "forward" not in module.__dict__ and qualified.rsplit(".", 1)[-1] not in skip:
             module.forward = types.MethodType(_fused_lora_forward, module)
             n += 1
     return n

@@ -86,7 +86,7 @@ def run_evaluate(cfg: RunConfig, console: Any) -> EvalResult:
     if data.eval is None or len(data.eval) == 0:
         raise NewtuneError("val_set_size", "this config has no eval set", "set val_set_size or test_datasets")
     model = load_trained(cfg, tokenizer, prec.torch_dtype()).to(device)
-    enable_fast_paths(model, device)
+    enable_fast_paths(model, device, cfg.adapter)
     with torch.autocast(device, dtype=prec.torch_dtype(), enabled=prec.mixed_precision != "no"):
         result = evaluate_loss(model, data.eval, cfg, pad_id=tokenizer.pad_token_id)
     out = Path(cfg.train.output_dir) / "eval.json"

@@ -181,10 +181,11 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     set_seed(t.seed)  # before the adapter exists: LoRA's initial weights come from this seed
     model = load_model(cfg.model, tokenizer, dtype=prec.torch_dtype())
     if t.gradient_checkpointing:
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        reentrant = bool(t.gradient_checkpointing_kwargs and t.gradient_checkpointing_kwargs.use_reentrant)
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": reentrant})
     added = bool(cfg.model.tokens or (cfg.model.special_tokens and cfg.model.special_tokens.additional_special_tokens))
     model = apply_adapter(model, cfg.adapter, tokenizer, added_tokens=added)
-    fast = enable_fast_paths(model, device_type)
+    fast = enable_fast_paths(model, device_type, cfg.adapter)
     if fast and acc.is_main_process:
         log.info("fast paths: %s", ", ".join(fast))
     neftune = NEFTune(model, t.neftune_noise_alpha) if t.neftune_noise_alpha else None
