@@ -78,6 +78,14 @@ def extra_overrides(args: list[str]) -> list[str]:
     return items
 
 
+def before_torch() -> None:
+    """For the commands that run torch, before it loads OpenMP: spin briefly on a free CPU, sleep on a
+    shared one (newtune/threads.py). check and preprocess never import torch and skip the 0.1 s sample."""
+    from newtune.threads import configure_openmp
+
+    configure_openmp()
+
+
 def load(config: Path, sets: list[str] | None, ctx: typer.Context):
     from newtune.config.load import load_config
 
@@ -115,6 +123,7 @@ def preprocess(
 @app.command(context_settings=OVERRIDES)
 def train(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
     """Fine-tune as CONFIG says: full, LoRA/QLoRA/DoRA or soft prompts; writes to output_dir."""
+    before_torch()
     from newtune.train.loop import run_training
 
     result = run_training(load(config, set_, ctx), console)
@@ -134,6 +143,7 @@ def inference(
     base: Annotated[bool, typer.Option(help="Answer with the base model, without the fine-tune.")] = False,
 ) -> None:
     """Answer a prompt with the fine-tuned model in output_dir, in the format it was trained with."""
+    before_torch()
     from newtune.export.infer import run_inference
 
     run_inference(load(config, set_, ctx), console, out, prompt=prompt, chat=chat,
@@ -143,6 +153,7 @@ def inference(
 @app.command(context_settings=OVERRIDES)
 def evaluate(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
     """Evaluate the trained model in output_dir on the eval set: loss and perplexity."""
+    before_torch()
     from newtune.train.evaluate import run_evaluate
 
     run_evaluate(load(config, set_, ctx), console)
@@ -156,6 +167,7 @@ def merge_lora(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write; default output_dir/merged.")] = None,
 ) -> None:
     """Merge the LoRA adapter in output_dir into the base model; plain transformers loads the result."""
+    before_torch()
     from newtune.export.merge import run_merge
 
     run_merge(load(config, set_, ctx), console, out_dir)
@@ -163,9 +175,6 @@ def merge_lora(
 
 def run() -> None:
     """Entry point: user errors print one message and exit 2, without a traceback."""
-    from newtune.threads import configure_openmp
-
-    configure_openmp()  # before torch loads OpenMP: spin briefly on a free CPU, sleep on a shared one
     try:
         code = app(standalone_mode=False)  # click returns typer.Exit's code instead of raising it here
         if isinstance(code, int) and code:
