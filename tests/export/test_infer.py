@@ -68,6 +68,15 @@ def quiet():
     return Console(file=io.StringIO(), width=200)
 
 
+def inference_and_generate(cfg, model, tok) -> tuple[str, str, list[int]]:
+    """`newtune inference`'s greedy answer to "Name a colour.", `generate` on `model` from the same prompt
+    ids, and those ids."""
+    [answer] = run_inference(cfg, quiet(), quiet(), prompt="Name a colour.", chat=False, max_new_tokens=6,
+                             temperature=0.0, base=False)
+    ids = prompt_ids(describe_prompt_format(cfg.data, tok), [Turn("user", "Name a colour.")], tok, cfg.data)
+    return answer, generate(model.eval(), tok, ids, max_new_tokens=6, temperature=0, stop_ids=[tok.eos_token_id]), ids
+
+
 def test_answer_is_base_plus_adapter_greedy(lora_run, smol_tok):
     cfg, peft = lora_run
     printed = Console(file=io.StringIO(), width=200)
@@ -125,10 +134,8 @@ def test_full_fine_tune_output_dir(tmp_path, tiny_model_dir, smol_tok):
         model.model.layers[0].mlp.down_proj.weight.mul_(-3.0)
     model.save_pretrained(tmp_path / "out")
     save_artifacts(tmp_path / "out", cfg, smol_tok)
-    [answer] = run_inference(cfg, quiet(), quiet(), prompt="Name a colour.", chat=False, max_new_tokens=6,
-                             temperature=0.0, base=False)
-    ids = prompt_ids(describe_prompt_format(cfg.data, smol_tok), [Turn("user", "Name a colour.")], smol_tok, cfg.data)
-    assert answer == generate(model.eval(), smol_tok, ids, max_new_tokens=6, temperature=0, stop_ids=[smol_tok.eos_token_id])
+    answer, expected, _ = inference_and_generate(cfg, model, smol_tok)
+    assert answer == expected
 
 
 def test_prompt_tuning_adapter_answers(tmp_path, tiny_model_dir, smol_tok):
@@ -147,10 +154,8 @@ def test_prompt_tuning_adapter_answers(tmp_path, tiny_model_dir, smol_tok):
         peft.prompt_encoder["default"].embedding.weight.normal_(0, 5.0)
     peft.save_pretrained(tmp_path / "out")
     save_artifacts(tmp_path / "out", cfg, smol_tok)
-    [answer] = run_inference(cfg, quiet(), quiet(), prompt="Name a colour.", chat=False, max_new_tokens=6,
-                             temperature=0.0, base=False)
-    ids = prompt_ids(describe_prompt_format(cfg.data, smol_tok), [Turn("user", "Name a colour.")], smol_tok, cfg.data)
-    assert answer == generate(peft.eval(), smol_tok, ids, max_new_tokens=6, temperature=0, stop_ids=[smol_tok.eos_token_id])
+    answer, expected, ids = inference_and_generate(cfg, peft, smol_tok)
+    assert answer == expected
     x = torch.tensor([ids])
     with torch.no_grad():
         tuned = peft(input_ids=x).logits[0, -1]
