@@ -48,3 +48,15 @@ def test_config_errors_exit_2_without_traceback(tmp_path):
     assert res.returncode == 2
     res = run("check", str(tmp_path / "missing.yml"))
     assert res.returncode == 2 and "file not found" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_merge_lora_on_a_soft_prompt_exits_2(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "adapter_config.json").write_text('{"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 4}')
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"adapter: prefix_tuning\noutput_dir: {out}\ndatasets:\n  - path: d.jsonl\n    type: alpaca\n")
+    res = run("merge-lora", str(cfg))
+    assert res.returncode == 2, res.stderr
+    assert "a PREFIX_TUNING adapter cannot be merged into the weights; only LoRA can" in res.stderr
+    assert "Traceback" not in res.stderr

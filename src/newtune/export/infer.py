@@ -134,8 +134,10 @@ def stop_token_ids(model: Any, tokenizer: Any, eot_tokens: list[str] | None) -> 
 
 
 def generate(model: Any, tokenizer: Any, ids: list[int], *, max_new_tokens: int, temperature: float,
-             stop_ids: list[int], on_text: Any = None) -> str:
-    """Generate after `ids`, streaming decoded text to `on_text`; greedy when temperature is 0."""
+             stop_ids: list[int], on_text: Any = None, task_id: int = 0) -> str:
+    """Generate after `ids`, streaming decoded text to `on_text`; greedy when temperature is 0.
+
+    `task_id`: the task whose prompt a multitask prompt-tuning adapter uses."""
     import torch
     from transformers import TextStreamer
 
@@ -147,10 +149,47 @@ def generate(model: Any, tokenizer: Any, ids: list[int], *, max_new_tokens: int,
     dev = next(model.parameters()).device
     input_ids = torch.tensor([ids], device=dev)
     sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+    options = {"max_new_tokens": max_new_tokens, "eos_token_id": stop_ids or None,
+               "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stop_ids or [0])[0],
+               "streamer": Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True), **sampling}
     with torch.no_grad():
-        output = model.generate(
-            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
-            eos_token_id=stop_ids or None, pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stop_ids or [0])[0],
-            streamer=Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True), **sampling,
-        )
-    return tokenizer.decode(output[0, len(ids):], skip_special_tokens=True)
+        if soft_prompt_config_of(model) is not None:
+            new = soft_prompt_generate(model, input_ids, task_id=task_id, **options)
+        else:
+            new = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **options)[0, len(ids):]
+    return tokenizer.decode(new, skip_special_tokens=True)
+
+
+def soft_prompt_config_of(model: Any) -> Any:
+    """The active peft config of a soft-prompt model (prompt, prefix, p-tuning, multitask), else None."""
+    cfg = getattr(model, "active_peft_config", None)
+    return cfg if getattr(cfg, "is_prompt_learning", False) else None
+
+
+def soft_prompt_generate(model: Any, input_ids: Any, *, task_id: int = 0, **options: Any) -> Any:
+    """New token ids after `input_ids` (one row) from a soft-prompt peft model, through the base model's generate.
+
+    peft 0.21's `PeftModel.generate` injects the prompt through `past_key_values`, which transformers 5 renamed
+    `cache` in generation: the prefix is dropped (prefix tuning answers like the base model) and the virtual
+    tokens are prepended again at every step (prompt and p-tuning). Here the virtual tokens go in as the
+    training forward puts them: prompt embeddings before the input embeddings, or the prefix as a
+    pre-filled cache whose positions a placeholder row covers (generate treats cached positions as given).
+    """
+    import torch
+    from peft import PeftType
+
+    cfg = soft_prompt_config_of(model)
+    base = model.get_base_model()
+    n_virtual = cfg.num_virtual_tokens
+    if cfg.peft_type == PeftType.PREFIX_TUNING:
+        cache = model.get_prompt(batch_size=1)
+        placeholder = torch.zeros((1, n_virtual), dtype=input_ids.dtype, device=input_ids.device)
+        full = torch.cat([placeholder, input_ids], dim=1)
+        out = base.generate(input_ids=full, attention_mask=torch.ones_like(full), cache=cache, **options)
+        return out[0, full.shape[1]:]
+    task_ids = torch.tensor([task_id], device=input_ids.device) if cfg.peft_type == PeftType.MULTITASK_PROMPT_TUNING else None
+    embeds = model.word_embeddings(input_ids)
+    prompts = model.get_prompt(batch_size=1, task_ids=task_ids).to(embeds.dtype)
+    embeds = torch.cat([prompts, embeds], dim=1)
+    mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+    return base.generate(inputs_embeds=embeds, attention_mask=mask, **options)[0]
