@@ -141,13 +141,15 @@ def inference(
     max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 128,
     temperature: Annotated[float, typer.Option(help="0: greedy decoding.")] = 0.0,
     base: Annotated[bool, typer.Option(help="Answer with the base model, without the fine-tune.")] = False,
+    task_id: Annotated[int | None, typer.Option(help="multitask_prompt_tuning: the task whose prompt answers "
+                                                "(default: the first dataset's task_id, else 0).")] = None,
 ) -> None:
     """Answer a prompt with the fine-tuned model in output_dir, in the format it was trained with."""
     before_torch()
     from newtune.export.infer import run_inference
 
     run_inference(load(config, set_, ctx), console, out, prompt=prompt, chat=chat,
-                  max_new_tokens=max_new_tokens, temperature=temperature, base=base)
+                  max_new_tokens=max_new_tokens, temperature=temperature, base=base, task_id=task_id)
 
 
 @app.command(context_settings=OVERRIDES)

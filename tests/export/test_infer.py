@@ -172,7 +172,8 @@ def varied_model_dir(tmp_path_factory, smol_tok):
     return d
 
 
-SOFT_PROMPTS = [("prompt_tuning", {}), ("prefix_tuning", {}), ("p_tuning", {"peft_encoder_hidden_size": 32})]
+SOFT_PROMPTS = [("prompt_tuning", {}), ("prefix_tuning", {}), ("p_tuning", {"peft_encoder_hidden_size": 32}),
+                ("multitask_prompt_tuning", {"peft_num_tasks": 2, "task_id": 1})]
 
 
 @pytest.mark.parametrize(("kind", "keys"), SOFT_PROMPTS, ids=[k for k, _ in SOFT_PROMPTS])
@@ -186,7 +187,9 @@ def test_soft_prompt_inference_uses_the_prompt(tmp_path, varied_model_dir, smol_
     from newtune.model.adapters import soft_prompt_config
     from newtune.model.load import load_model
 
-    cfg = load_config(None, raw={"base_model": str(varied_model_dir), "datasets": [{"path": "d.jsonl", "type": "alpaca"}],
+    keys = dict(keys)
+    dataset = {"path": "d.jsonl", "type": "alpaca", **({"task_id": keys.pop("task_id")} if "task_id" in keys else {})}
+    cfg = load_config(None, raw={"base_model": str(varied_model_dir), "datasets": [dataset],
                                  "adapter": kind, "peft_num_virtual_tokens": 4, "output_dir": str(tmp_path / "out"), **keys})
     base = load_model(cfg.model, smol_tok, dtype=torch.float32)
     peft = get_peft_model(base, soft_prompt_config(base, cfg.adapter, smol_tok))
@@ -201,6 +204,13 @@ def test_soft_prompt_inference_uses_the_prompt(tmp_path, varied_model_dir, smol_
     [base_answer] = run_inference(cfg, quiet(), quiet(), prompt="Name a colour.", chat=False, max_new_tokens=8,
                                   temperature=0.0, base=True)
     ids = prompt_ids(describe_prompt_format(cfg.data, smol_tok), [Turn("user", "Name a colour.")], smol_tok, cfg.data)
-    expected = greedy_by_forward(peft.eval(), ids, 8, smol_tok.eos_token_id)
+    # multitask: the dataset's task_id (1) answers by default, and --task-id picks another task
+    task = {"task_ids": torch.tensor([1])} if kind == "multitask_prompt_tuning" else {}
+    expected = greedy_by_forward(peft.eval(), ids, 8, smol_tok.eos_token_id, **task)
     assert answer == smol_tok.decode(expected, skip_special_tokens=True)
     assert answer != base_answer
+    if task:
+        [task0] = run_inference(cfg, quiet(), quiet(), prompt="Name a colour.", chat=False, max_new_tokens=8,
+                                temperature=0.0, base=False, task_id=0)
+        expected0 = greedy_by_forward(peft, ids, 8, smol_tok.eos_token_id, task_ids=torch.tensor([0]))
+        assert task0 == smol_tok.decode(expected0, skip_special_tokens=True) and task0 != answer

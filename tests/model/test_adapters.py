@@ -95,6 +95,9 @@ def test_unknown_target_module_is_a_model_error(smol_tok):
         "prompt_encoder.default.mlp_head.0.bias", "prompt_encoder.default.mlp_head.0.weight",
         "prompt_encoder.default.mlp_head.2.bias", "prompt_encoder.default.mlp_head.2.weight",
         "prompt_encoder.default.mlp_head.4.bias", "prompt_encoder.default.mlp_head.4.weight"]),
+    ("multitask_prompt_tuning", {"peft_num_tasks": 3, "peft_num_ranks": 2}, [
+        "prompt_encoder.default.embedding.weight", "prompt_encoder.default.prefix_task_cols",
+        "prompt_encoder.default.prefix_task_rows"]),
 ])
 def test_soft_prompts_train_only_the_prompt(smol_tok, kind, extra, expected):
     cfg = AdapterConfig(adapter=kind, peft_num_virtual_tokens=5, **extra)
@@ -103,6 +106,10 @@ def test_soft_prompts_train_only_the_prompt(smol_tok, kind, extra, expected):
     emb = dict(peft.named_parameters())["prompt_encoder.default.embedding.weight"]
     # prefix tuning stores a key and value per layer (2 layers × 2 × kv heads 2 × head dim 16 = 128)
     assert tuple(emb.shape) == (5, 128 if kind == "prefix_tuning" else 64)
+    if kind == "multitask_prompt_tuning":  # a rank-2 (virtual tokens × hidden) matrix per task
+        params = dict(peft.named_parameters())
+        assert tuple(params["prompt_encoder.default.prefix_task_cols"].shape) == (3, 5, 2)
+        assert tuple(params["prompt_encoder.default.prefix_task_rows"].shape) == (3, 2, 64)
 
 
 def test_prompt_tuning_init_from_text(smol_tok):

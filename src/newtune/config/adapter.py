@@ -1,4 +1,4 @@
-"""Keys for parameter-efficient methods: LoRA family (peft) and soft prompts."""
+"""Keys for parameter-efficient methods: LoRA family (peft) and soft prompts (prompt, prefix, p-tuning, multitask)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from pydantic import Field
 
 from newtune.config.base import Section
 
-SOFT_PROMPTS = ("prompt_tuning", "prefix_tuning", "p_tuning")
+SOFT_PROMPTS = ("prompt_tuning", "prefix_tuning", "p_tuning", "multitask_prompt_tuning")
+SOURCE_INITS = ("average_source_tasks", "exact_source_task", "only_source_shared")  # from a trained multitask prompt
 
 
 class AdapterConfig(Section):
-    adapter: Literal["lora", "qlora", "prompt_tuning", "prefix_tuning", "p_tuning"] | None = Field(
+    adapter: Literal["lora", "qlora", "prompt_tuning", "prefix_tuning", "p_tuning", "multitask_prompt_tuning"] | None = Field(
         None, description="None: full fine-tune. lora, qlora, or a soft prompt method."
     )
     lora_r: int = Field(8, ge=1, description="LoRA rank.")
@@ -30,10 +31,17 @@ class AdapterConfig(Section):
     peft_use_rslora: bool = Field(False, description="rsLoRA: scale by alpha / sqrt(r).")
     # Soft prompts (peft PromptTuning / PrefixTuning / PromptEncoder).
     peft_num_virtual_tokens: int = Field(20, ge=1, description="Soft prompts: number of virtual tokens.")
-    peft_prompt_tuning_init: Literal["random", "text"] = Field(
-        "random", description="prompt_tuning: initialise the prompt randomly or from text."
+    peft_prompt_tuning_init: Literal["random", "text", "average_source_tasks", "exact_source_task", "only_source_shared"] = Field(
+        "random", description="prompt_tuning / multitask_prompt_tuning: initialise the prompt randomly or from text; "
+        "multitask only, from the trained multitask prompt in peft_prompt_tuning_init_dir: the mean of its tasks "
+        "(average_source_tasks), one task (exact_source_task), or its shared prompt alone (only_source_shared)."
     )
     peft_prompt_tuning_init_text: str | None = Field(None, description="prompt_tuning: the init text.")
+    peft_prompt_tuning_init_dir: str | None = Field(
+        None, description="multitask_prompt_tuning: output_dir (or adapter_model.safetensors) of a trained multitask prompt.")
+    peft_prompt_tuning_init_task: int = Field(0, ge=0, description="multitask_prompt_tuning: the source task for exact_source_task.")
+    peft_num_tasks: int = Field(1, ge=1, description="multitask_prompt_tuning: number of tasks (datasets[i].task_id < this).")
+    peft_num_ranks: int = Field(1, ge=1, description="multitask_prompt_tuning: rank of each task's prompt matrix.")
     peft_prefix_projection: bool = Field(False, description="prefix_tuning: reparameterise the prefix with an MLP.")
     peft_encoder_hidden_size: int | None = Field(None, ge=1, description="p_tuning/prefix: encoder hidden size.")
     peft_encoder_reparameterization_type: Literal["MLP", "LSTM"] = Field("MLP", description="p_tuning encoder type.")

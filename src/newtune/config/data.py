@@ -73,6 +73,8 @@ class DatasetConfig(InstructKeys):
     shards_idx: int | None = Field(None, ge=0, description="Which shard to keep (default 0).")
     revision: str | None = Field(None, description="Hub revision of the dataset.")
     trust_remote_code: bool = False
+    task_id: int | None = Field(None, ge=0, description="adapter: multitask_prompt_tuning: the task of this dataset's "
+                                "rows (0 to peft_num_tasks - 1; default 0).")
     # chat_template family
     chat_template: str | None = Field(None, description="Per-dataset chat template (overrides the top level).")
     chat_template_jinja: str | None = Field(None, description="Inline Jinja or a path to a .jinja file.")

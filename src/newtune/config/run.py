@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from newtune.config.adapter import SOFT_PROMPTS, AdapterConfig
+from newtune.config.adapter import SOFT_PROMPTS, SOURCE_INITS, AdapterConfig
 from newtune.config.data import DataConfig
 from newtune.config.model import ModelConfig
 from newtune.config.train import BUILT_IN_PLUGINS, TrainConfig
@@ -62,6 +62,15 @@ RULES: list[tuple[str, Callable[[RunConfig], bool], str]] = [
      "soft prompts prepend virtual tokens to each row; they cannot be packed"),
     ("peft_prompt_tuning_init_text", lambda c: c.adapter.peft_prompt_tuning_init == "text"
      and not c.adapter.peft_prompt_tuning_init_text, "peft_prompt_tuning_init: text needs the init text"),
+    ("peft_prompt_tuning_init", lambda c: c.adapter.peft_prompt_tuning_init in SOURCE_INITS
+     and c.adapter.adapter != "multitask_prompt_tuning",
+     "average_source_tasks, exact_source_task and only_source_shared initialise adapter: multitask_prompt_tuning only"),
+    ("peft_prompt_tuning_init_dir", lambda c: c.adapter.peft_prompt_tuning_init in SOURCE_INITS
+     and not c.adapter.peft_prompt_tuning_init_dir,
+     "this peft_prompt_tuning_init reads a trained multitask prompt: set peft_prompt_tuning_init_dir to its output_dir"),
+    ("peft_num_tasks", lambda c: c.adapter.peft_prompt_tuning_init in ("average_source_tasks", "exact_source_task")
+     and c.adapter.peft_num_tasks != 1, "average_source_tasks and exact_source_task start one target task: "
+     "set peft_num_tasks: 1 (or use only_source_shared)"),
     ("flash_attention", lambda c: bool(c.model.sdp_attention and c.model.flash_attention),
      "choose sdp_attention or flash_attention, not both"),
     ("plugins", lambda c: bool(set(c.train.plugins or ()) - set(BUILT_IN_PLUGINS)),
@@ -76,4 +85,20 @@ RULES: list[tuple[str, Callable[[RunConfig], bool], str]] = [
 
 def cross_checks(cfg: RunConfig) -> list[tuple[str, str]]:
     """Impossible combinations, as (key, problem) pairs; all are reported together."""
-    return [(key, problem) for key, broken, problem in RULES if broken(cfg)]
+    return [(key, problem) for key, broken, problem in RULES if broken(cfg)] + task_id_problems(cfg)
+
+
+def task_id_problems(cfg: RunConfig) -> list[tuple[str, str]]:
+    """datasets[i].task_id: for adapter: multitask_prompt_tuning only, below peft_num_tasks."""
+    out = []
+    multitask = cfg.adapter.adapter == "multitask_prompt_tuning"
+    for part in ("datasets", "test_datasets"):
+        for i, ds in enumerate(getattr(cfg.data, part) or []):
+            if ds.task_id is None:
+                continue
+            if not multitask:
+                out.append((f"{part}[{i}].task_id", "task_id goes with adapter: multitask_prompt_tuning"))
+            elif ds.task_id >= cfg.adapter.peft_num_tasks:
+                out.append((f"{part}[{i}].task_id", f"task_id {ds.task_id} is not below peft_num_tasks "
+                             f"({cfg.adapter.peft_num_tasks}); tasks are numbered from 0"))
+    return out

@@ -28,6 +28,7 @@ class PartStats:
     dropped: dict[str, int] = field(default_factory=dict)
     zero_trainable: int = 0
     zero_trainable_rows: list[str] = field(default_factory=list)
+    per_dataset: list[int] = field(default_factory=list)  # rows kept from each dataset entry, in order
 
     def drop(self, reason: str, count: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + count

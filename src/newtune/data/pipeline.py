@@ -77,9 +77,12 @@ class Rows:
                                  or [np.zeros(0, np.int32)])
         return lengths if self.order is None else lengths[self.order]
 
-    def to_dataset(self) -> Any:
-        """A memory-mapped `datasets.Dataset` (input_ids, labels, length) in this order."""
+    def to_dataset(self, task_ids: Any = None) -> Any:
+        """A memory-mapped `datasets.Dataset` (input_ids, labels, length) in this order; `task_ids` (one per
+        cached row, in file order) adds a task_id column."""
         ds = cache.open_rows(self.path)
+        if task_ids is not None:
+            ds = ds.add_column("task_id", task_ids.tolist())
         return ds if self.order is None else ds.select(self.order, keep_in_memory=True)
 
 
@@ -97,10 +100,27 @@ class PreparedData:
     summary: Summary
 
 
-def prepare(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None) -> PreparedData:
-    """Encode (or reuse the cache), then shuffle and split as the config says; `datasets.Dataset`s."""
+def prepare(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None, tasks: bool = False) -> PreparedData:
+    """Encode (or reuse the cache), then shuffle and split as the config says; `datasets.Dataset`s.
+
+    `tasks` (multitask prompt tuning): add a task_id column, each row's dataset's `task_id` (default 0)."""
     rows = prepare_rows(data, tokenizer, seed=seed, console=console)
-    return PreparedData(rows.train.to_dataset(), rows.eval.to_dataset() if rows.eval else None, rows.summary)
+    if not tasks:
+        return PreparedData(rows.train.to_dataset(), rows.eval.to_dataset() if rows.eval else None, rows.summary)
+    train_tasks = task_column(data.datasets, rows.summary.train.per_dataset)
+    evalset = None
+    if rows.eval is not None:
+        from_test = rows.eval.path.name == EVAL_FILE
+        tasks = task_column(data.test_datasets, rows.summary.test.per_dataset) if from_test else train_tasks
+        evalset = rows.eval.to_dataset(task_ids=tasks)
+    return PreparedData(rows.train.to_dataset(task_ids=train_tasks), evalset, rows.summary)
+
+
+def task_column(entries: list[DatasetConfig] | None, per_dataset: list[int]) -> Any:
+    """Each cached row's task (multitask prompt tuning): its dataset's task_id, 0 where unset."""
+    import numpy as np
+
+    return np.repeat([ds.task_id or 0 for ds in entries or []], per_dataset).astype(np.int64)
 
 
 def prepare_pretraining(data: DataConfig, tokenizer: Any, *, rows: int) -> PreparedData:
@@ -250,9 +270,11 @@ def encode_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, ctx: F
     sink = cache.ArrowRows(path)
     try:
         for ds in entries:
+            before = stats.rows_out
             for where, cols in encoded_batches(ds, data, tok, ctx):
                 stats.rows_in += len(where)
                 sink.add(keep_rows(expand_columns(cols, ds, data.sequence_len), where, data, stats, seen))
+            stats.per_dataset.append(stats.rows_out - before)
     finally:
         sink.close()
     return stats

@@ -18,15 +18,18 @@ EXIT_WORDS = ("/exit", "/quit")
 
 
 def run_inference(cfg: RunConfig, console: Any, out: Any, *, prompt: str | None, chat: bool,
-                  max_new_tokens: int, temperature: float, base: bool) -> list[str]:
-    """Answer `prompt` (stdin when None), or chat turn by turn with --chat; returns the answers."""
+                  max_new_tokens: int, temperature: float, base: bool, task_id: int | None = None) -> list[str]:
+    """Answer `prompt` (stdin when None), or chat turn by turn with --chat; returns the answers.
+
+    `task_id` (multitask prompt tuning): whose prompt answers; default the first dataset's task_id, else 0."""
     model, tokenizer, fmt = load_for_inference(cfg, console, base=base)
     stops = stop_token_ids(model, tokenizer, (cfg.data.eot_tokens or []) + fmt.get("stop", []))
+    task = resolve_task_id(cfg, task_id)
 
     def answer(history: list[Turn]) -> str:
         ids = prompt_ids(fmt, history, tokenizer, cfg.data)
         return generate(model, tokenizer, ids, max_new_tokens=max_new_tokens, temperature=temperature,
-                        stop_ids=stops, on_text=lambda t: out.print(t, end="", markup=False, highlight=False, emoji=False,
+                        stop_ids=stops, task_id=task, on_text=lambda t: out.print(t, end="", markup=False, highlight=False, emoji=False,
                                                           soft_wrap=True))
 
     if not chat:
@@ -56,6 +59,18 @@ def run_inference(cfg: RunConfig, console: Any, out: Any, *, prompt: str | None,
         replies.append(reply)
         text = None
     return replies
+
+
+def resolve_task_id(cfg: RunConfig, task_id: int | None) -> int:
+    if task_id is None:
+        return next((ds.task_id for ds in cfg.data.datasets if ds.task_id is not None), 0)
+    if cfg.adapter.adapter != "multitask_prompt_tuning":
+        raise ModelError("--task-id", "--task-id picks the task of a multitask prompt; this run has "
+                         f"adapter: {cfg.adapter.adapter}", "drop --task-id")
+    if not 0 <= task_id < cfg.adapter.peft_num_tasks:
+        raise ModelError("--task-id", f"task {task_id} is not one of the {cfg.adapter.peft_num_tasks} tasks",
+                         f"choose 0 to {cfg.adapter.peft_num_tasks - 1}")
+    return task_id
 
 
 def load_for_inference(cfg: RunConfig, console: Any, *, base: bool) -> tuple[Any, Any, dict]:

@@ -131,6 +131,8 @@ def soft_prompt_config(model: Any, a: AdapterConfig, tokenizer: Any) -> Any:
     )
 
     common = {"task_type": TaskType.CAUSAL_LM, "num_virtual_tokens": a.peft_num_virtual_tokens}
+    if a.adapter == "multitask_prompt_tuning":
+        return multitask_config(a, tokenizer, common)
     if a.adapter == "prompt_tuning":
         if a.peft_prompt_tuning_init == "text":
             return PromptTuningConfig(**common, prompt_tuning_init=PromptTuningInit.TEXT,
@@ -143,6 +145,54 @@ def soft_prompt_config(model: Any, a: AdapterConfig, tokenizer: Any) -> Any:
     reparam = PromptEncoderReparameterizationType(a.peft_encoder_reparameterization_type)
     return PromptEncoderConfig(**common, encoder_reparameterization_type=reparam, encoder_hidden_size=hidden,
                                encoder_num_layers=a.peft_encoder_num_layers, encoder_dropout=a.peft_encoder_dropout)
+
+
+def multitask_config(a: AdapterConfig, tokenizer: Any, common: dict) -> Any:
+    """peft's multitask prompt tuning: a shared prompt times a rank-`peft_num_ranks` matrix per task."""
+    from peft import MultitaskPromptTuningConfig, MultitaskPromptTuningInit
+
+    init = MultitaskPromptTuningInit(a.peft_prompt_tuning_init.upper())
+    extra: dict[str, Any] = {}
+    if init == MultitaskPromptTuningInit.TEXT:
+        extra = {"prompt_tuning_init_text": a.peft_prompt_tuning_init_text, "tokenizer_name_or_path": tokenizer_source(tokenizer)}
+    elif init != MultitaskPromptTuningInit.RANDOM:
+        extra = {"prompt_tuning_init_state_dict_path": str(source_prompt_file(a)),
+                 "prompt_tuning_init_task": a.peft_prompt_tuning_init_task}
+    return MultitaskPromptTuningConfig(**common, prompt_tuning_init=init, num_tasks=a.peft_num_tasks,
+                                       num_ranks=a.peft_num_ranks, **extra)
+
+
+def source_prompt_file(a: AdapterConfig) -> Path:
+    """The weights file of the trained multitask prompt named by peft_prompt_tuning_init_dir, checked."""
+    import json
+
+    from safetensors import safe_open
+
+    given = Path(str(a.peft_prompt_tuning_init_dir)).expanduser()
+    weights = given / "adapter_model.safetensors" if given.is_dir() else given
+    if not weights.is_file():
+        raise ModelError("peft_prompt_tuning_init_dir", f"{given} holds no trained prompt (adapter_model.safetensors is missing)",
+                         "give the output_dir of a multitask_prompt_tuning run")
+    conf = weights.parent / "adapter_config.json"
+    peft_type = json.loads(conf.read_text()).get("peft_type") if conf.is_file() else None
+    with safe_open(str(weights), "pt") as f:
+        keys = set(f.keys())
+    if peft_type not in (None, "MULTITASK_PROMPT_TUNING") or "prompt_embeddings" not in keys:
+        raise ModelError("peft_prompt_tuning_init_dir", f"{given} holds a {peft_type or 'different'} adapter, not a trained multitask prompt",
+                         "give the output_dir of a multitask_prompt_tuning run")
+    with safe_open(str(weights), "pt") as f:
+        n_virtual = f.get_slice("prompt_embeddings").get_shape()[0]
+        n_tasks, _, n_ranks = f.get_slice("prefix_task_cols").get_shape() if "prefix_task_cols" in keys else (None, 0, None)
+    if n_virtual != a.peft_num_virtual_tokens:
+        raise ModelError("peft_num_virtual_tokens", f"the source prompt in {given} has {n_virtual} virtual tokens, "
+                         f"this run {a.peft_num_virtual_tokens}", f"set peft_num_virtual_tokens: {n_virtual}")
+    if a.peft_prompt_tuning_init != "only_source_shared" and n_ranks is not None and n_ranks != a.peft_num_ranks:
+        raise ModelError("peft_num_ranks", f"the source prompt in {given} has rank {n_ranks}, this run {a.peft_num_ranks}",
+                         f"set peft_num_ranks: {n_ranks}, or peft_prompt_tuning_init: only_source_shared")
+    if a.peft_prompt_tuning_init == "exact_source_task" and n_tasks is not None and a.peft_prompt_tuning_init_task >= n_tasks:
+        raise ModelError("peft_prompt_tuning_init_task", f"the source prompt in {given} has {n_tasks} tasks; "
+                         f"task {a.peft_prompt_tuning_init_task} is not one of them", f"choose a task from 0 to {n_tasks - 1}")
+    return weights
 
 
 def tokenizer_source(tokenizer: Any) -> str:

@@ -8,6 +8,7 @@ config alone: resuming needs only (epoch, micro-batches already used).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,12 @@ def collate(ds: Any, micro: MicroBatch, *, packed: bool, pad_id: int, pad_to: in
     if flatten and not packed:
         return flat_batch(rows, width=pad_to or max(len(r["input_ids"]) for r in rows))
     if not packed:
-        return pad_batch(rows, pad_id, pad_to=pad_to)
+        batch = pad_batch(rows, pad_id, pad_to=pad_to)
+        if "task_id" in got:  # multitask prompt tuning (never packed): each row's task picks its prompt
+            import torch
+
+            batch = replace(batch, task_ids=torch.tensor(got["task_id"], dtype=torch.long))
+        return batch
     bins, start = [], 0
     for seq in micro:
         bins.append(rows[start : start + len(seq)])

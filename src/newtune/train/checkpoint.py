@@ -191,6 +191,9 @@ def load_checkpoint(path: Path, *, accelerator: Any, model: Any, optimizer: Any,
     return TrainState(**meta)
 
 
+SOFT_PROMPT_KEYS = ("prompt_embeddings", "prefix_task_cols", "prefix_task_rows")
+
+
 def load_weights(model: Any, path: Path) -> None:
     """Load the adapter (peft) or the full model weights saved by save_pretrained into `model`."""
     from safetensors.torch import load_file
@@ -199,8 +202,9 @@ def load_weights(model: Any, path: Path) -> None:
         from peft import set_peft_model_state_dict
 
         result = set_peft_model_state_dict(model, load_file(path / "adapter_model.safetensors"))
-        # Soft prompts: peft loads prompt_embeddings into the prompt encoder itself, then reports the key unused.
-        unexpected = [k for k in result.unexpected_keys if k != "prompt_embeddings"]
+        # Soft prompts: peft loads prompt_embeddings (and a multitask prompt's task matrices) into the prompt
+        # encoder itself, then reports the keys unused.
+        unexpected = [k for k in result.unexpected_keys if k not in SOFT_PROMPT_KEYS]
         if unexpected:
             raise NewtuneError("resume_from_checkpoint", f"{path}: the adapter does not fit this model "
                                f"(unexpected: {', '.join(unexpected[:3])})")

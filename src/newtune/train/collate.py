@@ -41,6 +41,7 @@ class Batch:
     n_tokens: int  # real tokens, padding excluded (for tokens/s)
     varlen: dict[str, Any] | None = None  # cu_seq_lens_q/k (int32) and max_length_q/k for flash varlen
     layout_width: int | None = None  # flat batches: the width the padded/packed layout would have had
+    task_ids: torch.Tensor | None = None  # (B,) multitask prompt tuning: each row's task
 
     @property
     def width(self) -> int:
@@ -60,6 +61,8 @@ class Batch:
             kw["position_ids"] = self.position_ids
         if self.varlen is not None:
             kw.update(self.varlen)
+        if self.task_ids is not None:
+            kw["task_ids"] = self.task_ids
         return kw
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> Batch:
@@ -71,7 +74,7 @@ class Batch:
             varlen = {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in self.varlen.items()}
         return replace(self, input_ids=move(self.input_ids), labels=move(self.labels),
                        attention_mask=move(self.attention_mask), position_ids=move(self.position_ids),
-                       trained_positions=move(self.trained_positions), varlen=varlen)
+                       trained_positions=move(self.trained_positions), varlen=varlen, task_ids=move(self.task_ids))
 
 
 def _target_len(longest: int, pad_to: int | None, multiple_of: int | None) -> int:

@@ -82,7 +82,8 @@ def run_evaluate(cfg: RunConfig, console: Any) -> EvalResult:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     prec = resolve_precision(cfg.train, adapter=cfg.adapter.adapter, device_type=device)
     tokenizer = tokenizer_for(cfg.model)
-    data = prepare(cfg.data, tokenizer, seed=cfg.train.seed, console=console)
+    data = prepare(cfg.data, tokenizer, seed=cfg.train.seed, console=console,
+                   tasks=cfg.adapter.adapter == "multitask_prompt_tuning")
     if data.eval is None or len(data.eval) == 0:
         raise NewtuneError("val_set_size", "this config has no eval set", "set val_set_size or test_datasets")
     model = load_trained(cfg, tokenizer, prec.torch_dtype()).to(device)

@@ -168,7 +168,8 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     tokenizer = tokenizer_for(cfg.model)
     with acc.main_process_first():  # the main process builds the dataset cache; the others then read it
         if cfg.data.datasets:
-            data = prepare(cfg.data, tokenizer, seed=t.seed, console=console if acc.is_main_process else None)
+            data = prepare(cfg.data, tokenizer, seed=t.seed, console=console if acc.is_main_process else None,
+                           tasks=cfg.adapter.adapter == "multitask_prompt_tuning")
         else:  # pretraining_dataset only: read the rows max_steps needs (config requires max_steps)
             rows = t.max_steps * t.micro_batch_size * t.gradient_accumulation_steps * acc.num_processes
             data = prepare_pretraining(cfg.data, tokenizer, rows=rows)
