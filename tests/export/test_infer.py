@@ -158,6 +158,7 @@ def varied_model_dir(tmp_path_factory, smol_tok):
     """A tiny Llama whose weights are drawn wide enough that greedy answers vary with the context
     (the default 0.02 init answers '\\n' to everything, with or without a soft prompt)."""
     import torch
+
     from conftest import tiny_model
 
     model = tiny_model(len(smol_tok))
