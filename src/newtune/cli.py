@@ -97,9 +97,47 @@ def check(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
     """Validate CONFIG and print the resolved config with defaults filled in."""
     import yaml
 
+    from newtune.config.gpu import gpu_keys
+
     cfg = load(config, set_, ctx)
     out.print(yaml.safe_dump(cfg.flat(), sort_keys=False, allow_unicode=True), end="", markup=False, highlight=False)
     console.print(f"[green]✓[/green] {config} is valid")
+    needs_gpu = gpu_keys(cfg)
+    if needs_gpu:
+        console.print(f"note: {', '.join(needs_gpu)} need{'s' if len(needs_gpu) == 1 else ''} a CUDA GPU; "
+                      "train refuses them on a machine without one", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def migrate(
+    config: ConfigArg,
+    write: Annotated[bool, typer.Option("--write", help="Rewrite CONFIG in place (atomically) instead of printing the diff.")] = False,
+) -> None:
+    """Move every old axolotl key of CONFIG to its current form; print the change as a diff."""
+    from newtune.config.migrate import diff, migrate_text, write_atomically
+    from newtune.errors import ConfigError
+
+    try:
+        text = config.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        raise ConfigError(str(config), ["file not found"]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(config), [f"not UTF-8 text ({e.reason} at byte {e.start})"]) from None
+    new, changes = migrate_text(text, str(config))
+    for change in changes:
+        mark = "refused by axolotl; " if change.refused and not change.moved else ""
+        kept = " (left as it is: decide yourself)" if not change.moved else ""
+        console.print(f"{change.where}: {mark}{change.message}{kept}", markup=False, highlight=False, soft_wrap=True)
+    if new == text:
+        console.print(f"{config}: nothing to migrate" if not changes else f"{config}: nothing rewritten",
+                      markup=False, highlight=False, soft_wrap=True)
+        return
+    if write:
+        write_atomically(config, new)
+        console.print(f"[green]✓[/green] {escape(str(config))} rewritten ({sum(c.moved for c in changes)} keys moved)",
+                      soft_wrap=True)
+    else:
+        out.print(diff(text, new, str(config)), end="", markup=False, highlight=False)
 
 
 @app.command(context_settings=OVERRIDES)

@@ -157,12 +157,12 @@ def test_dataset_processes_give_the_same_rows_and_errors(tmp_path, mistral_tok, 
     path = write_jsonl(tmp_path / "d.jsonl", rows)
     ds = [{"path": path, "type": "input_output"}]
     one = prepare(config(tmp_path, ds, shuffle_merged_datasets=False), mistral_tok, seed=0)
-    two = prepare(config(tmp_path, ds, shuffle_merged_datasets=False, dataset_processes=2), mistral_tok, seed=0)
+    two = prepare(config(tmp_path, ds, shuffle_merged_datasets=False, dataset_num_proc=2), mistral_tok, seed=0)
     assert one.summary.cache_path != two.summary.cache_path and not two.summary.cached
     assert rows_of(two.train) == rows_of(one.train) and len(two.train) == 50
     bad = write_jsonl(tmp_path / "b.jsonl", rows[:30] + [{"text": "x"}] + rows[:5])
     with pytest.raises(DataError, match=r"b.jsonl line 31 \(input_output\): missing field 'segments'"):
-        prepare(config(tmp_path, [{"path": bad, "type": "input_output"}], dataset_processes=2), mistral_tok, seed=0)
+        prepare(config(tmp_path, [{"path": bad, "type": "input_output"}], dataset_num_proc=2), mistral_tok, seed=0)
 
 
 def test_pretraining_stream_reads_skips_and_names_bad_rows(tmp_path, mistral_tok):

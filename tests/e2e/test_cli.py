@@ -60,3 +60,34 @@ def test_merge_lora_on_a_soft_prompt_exits_2(tmp_path):
     assert res.returncode == 2, res.stderr
     assert "a PREFIX_TUNING adapter cannot be merged into the weights; only LoRA can" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_migrate_prints_a_diff_and_write_rewrites_atomically(tmp_path):
+    cfg = tmp_path / "old.yml"
+    old = ("# mine\ndatasets:\n  - path: d.jsonl\n    type: input_output\nflash_attention: true  # fast\n"
+           "noisy_embedding_alpha: 5\n")
+    cfg.write_text(old)
+    res = run("migrate", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert "-flash_attention: true  # fast\n" in res.stdout and "+attn_implementation: flash_attention_2 # fast\n" in res.stdout
+    assert "-noisy_embedding_alpha: 5\n" in res.stdout and "+neftune_noise_alpha: 5\n" in res.stdout
+    assert "flash_attention: deprecated; use attn_implementation: flash_attention_2" in res.stderr
+    assert cfg.read_text() == old  # printing changes nothing
+    res = run("migrate", str(cfg), "--write")
+    assert res.returncode == 0, res.stderr
+    assert cfg.read_text() == ("# mine\ndatasets:\n  - path: d.jsonl\n    type: input_output\n"
+                               "attn_implementation: flash_attention_2 # fast\nneftune_noise_alpha: 5\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["old.yml"]  # no temp file left
+    res = run("migrate", str(cfg))
+    assert res.returncode == 0 and res.stdout == "" and "nothing to migrate" in res.stderr
+    res = run("check", str(cfg))
+    assert res.returncode == 0 and "deprecated" not in res.stderr
+
+
+def test_migrate_bad_paths_and_yaml_are_user_errors(tmp_path):
+    res = run("migrate", str(tmp_path / "missing.yml"))
+    assert res.returncode == 2 and "missing.yml has 1 problem" in res.stderr and "file not found" in res.stderr
+    bad = tmp_path / "bad.yml"
+    bad.write_text("a: [1,\n")
+    res = run("migrate", str(bad))
+    assert res.returncode == 2 and "invalid YAML" in res.stderr and "Traceback" not in res.stderr

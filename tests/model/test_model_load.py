@@ -89,7 +89,7 @@ def test_hub_id_offline_says_what_to_do(monkeypatch):
 
 def test_attention_choice():
     assert mload.attention_kernel(ModelConfig()) == "sdpa"
-    assert mload.attention_kernel(ModelConfig(sdp_attention=True)) == "sdpa"
+    assert mload.attention_kernel(ModelConfig(attn_implementation="xformers")) == "sdpa"
     assert mload.attention_kernel(ModelConfig(attn_implementation="eager")) == "eager"
 
 
@@ -101,8 +101,8 @@ def test_flash_attention_without_gpu_or_package_is_clear():
     if importlib.util.find_spec("flash_attn") and torch.cuda.is_available():
         pytest.skip("flash-attn and a GPU are present")
     with pytest.raises(ModelError) as e:
-        mload.attention_kernel(ModelConfig(flash_attention=True))
-    assert e.value.where == "flash_attention" and "flash-attention 2 needs" in e.value.problem
+        mload.attention_kernel(ModelConfig(attn_implementation="flash_attention_2"))
+    assert e.value.where == "attn_implementation" and "flash_attention_2 needs" in e.value.problem
 
 
 @pytest.mark.slow

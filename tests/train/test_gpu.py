@@ -65,7 +65,7 @@ def test_flash_attention_packed_loss_equals_sdpa_padded(tiny_model_dir):
 
 def test_flash_attention_training_run_packs_without_padding(tiny_run):
     needs("flash_attn")
-    cfg, console = tiny_run(flash_attention=True, sample_packing=True, bf16=True, max_steps=3)
+    cfg, console = tiny_run(attn_implementation="flash_attention_2", sample_packing=True, bf16=True, max_steps=3)
     result = run_training(cfg, console)
     assert result.steps == 3 and all(x == x for x in losses(result.output_dir))
 

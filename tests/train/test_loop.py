@@ -85,6 +85,19 @@ def test_metrics_lines_and_eval(tiny_run):
     assert recs[-1]["tokens"] == result.tokens > result.trained_tokens
 
 
+@pytest.mark.parametrize("keys", [{"evals_per_epoch": 0}, {"eval_strategy": "no", "eval_steps": 1}])
+def test_evals_per_epoch_0_and_eval_strategy_no_never_evaluate(tiny_run, keys):
+    cfg, console = tiny_run(rows=10, val_set_size=2, max_steps=2, **keys)
+    result = run_training(cfg, console)
+    assert result.eval_loss is None
+    assert not any("eval_loss" in r for r in read_metrics(cfg.train.output_dir))
+
+
+def test_eval_strategy_epoch_evaluates_at_each_epoch_end(tiny_run):
+    cfg, _ = tiny_run(eval_strategy="epoch")
+    assert make_schedule(cfg, n_micro=8, world=1, has_eval=True).eval_every == 8
+
+
 def test_max_steps_runs_past_one_epoch(tiny_run):
     cfg, console = tiny_run(max_steps=6)
     result = run_training(cfg, console)

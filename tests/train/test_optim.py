@@ -56,7 +56,8 @@ def test_adafactor_uses_the_given_lr():
     assert type(opt) is Adafactor and opt.defaults["relative_step"] is False and opt.defaults["lr"] == 0.01
 
 
-@pytest.mark.parametrize("name", ["adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit"])
+@pytest.mark.parametrize("name", ["adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit",
+                                  "adamw_torch_8bit", "adamw_torch_4bit"])
 def test_8bit_optimizers_need_a_gpu(name):
     with pytest.raises(NewtuneError, match=f"{name} needs a CUDA GPU") as e:
         build_optimizer(Tiny(), TrainConfig(optimizer=name), "cpu")

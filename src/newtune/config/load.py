@@ -6,6 +6,7 @@ The YAML is flat like axolotl's; each key goes to the topic section that declare
 from __future__ import annotations
 
 import difflib
+import logging
 import types
 import typing
 from pathlib import Path
@@ -15,10 +16,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from newtune.config import unsupported
+from newtune.config.migrate import migrated
 from newtune.config.run import SECTIONS, RunConfig, cross_checks
 from newtune.errors import ConfigError
 
-KEY_TO_SECTION = {key: name for name, model in SECTIONS.items() for key in model.model_fields}
+KEY_TO_SECTION = {f.alias or key: name for name, model in SECTIONS.items() for key, f in model.model_fields.items()}
+log = logging.getLogger("newtune.config")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None, raw: dict | None = None) -> RunConfig:
@@ -28,6 +31,14 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, raw
     problems: list[str] = []
     for item in overrides or []:
         problems += apply_override(data, item)
+    data, changes = migrated(data)
+    for change in changes:
+        if change.refused:
+            tail = f" (`newtune migrate {source}` rewrites it)" if change.moved and path is not None else ""
+            problems.append(change.line() + tail)
+            data.pop(change.where, None)  # reported once; a dataset-level key stays where it is declared
+        else:
+            log.warning("%s: %s", source, change.line())
     sections, routed_problems = route(data)
     problems += routed_problems
     built: dict[str, BaseModel] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -36,8 +36,15 @@ class ModelConfig(Section):
     tokens: list[str] | None = Field(None, description="Extra tokens to add to the vocabulary.")
     load_in_4bit: bool = Field(False, description="Load the base model in 4 bit (bitsandbytes); needed for qlora.")
     load_in_8bit: bool = Field(False, description="Load the base model in 8 bit (bitsandbytes).")
-    attn_implementation: Literal["eager", "sdpa", "flash_attention_2", "flex_attention"] | None = Field(
-        None, description="Attention kernel; default sdpa."
-    )
-    sdp_attention: bool | None = Field(None, description="Use PyTorch scaled-dot-product attention.")
-    flash_attention: bool | None = Field(None, description="Use flash-attention 2 (needs the package and a GPU).")
+    bnb_config_kwargs: dict[str, Any] | None = Field(
+        None, description="bitsandbytes options for load_in_4bit/8bit (bnb_4bit_quant_type, bnb_4bit_use_double_quant, ...).")
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention",
+                                 "xformers"] | None = Field(
+        None, description="Attention kernel; default sdpa. xformers runs as sdpa (the same attention).")
+    model_config_overrides: dict[str, Any] | None = Field(
+        None, alias="model_config", description="Overrides of the base model's config.json (e.g. rope_theta).")
+    low_cpu_mem_usage: bool | None = Field(None, description="Load weights without a first random init (from_pretrained).")
+    device_map: str | dict[str, Any] | None = Field(None, description="Where the weights load (from_pretrained device_map).")
+    tokenizer_legacy: bool | None = Field(None, description="SentencePiece `legacy` behaviour of Llama tokenizers.")
+    resize_token_embeddings_to_32x: bool | None = Field(
+        None, description="Round the embedding rows up to a multiple of 32 (faster matmuls).")

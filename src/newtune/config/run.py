@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from newtune.config.adapter import SOFT_PROMPTS, SOURCE_INITS, AdapterConfig
 from newtune.config.data import DataConfig
+from newtune.config.gpu import GpuConfig
 from newtune.config.model import ModelConfig
 from newtune.config.train import BUILT_IN_PLUGINS, TrainConfig
 
@@ -16,6 +17,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "data": DataConfig,
     "adapter": AdapterConfig,
     "train": TrainConfig,
+    "gpu": GpuConfig,
 }
 
 
@@ -26,12 +28,13 @@ class RunConfig(BaseModel):
     data: DataConfig
     adapter: AdapterConfig
     train: TrainConfig
+    gpu: GpuConfig
 
     def flat(self) -> dict:
         """The resolved config as flat axolotl-style YAML keys (defaults filled in)."""
         out: dict = {}
         for name in SECTIONS:
-            out.update(getattr(self, name).model_dump(mode="json"))
+            out.update(getattr(self, name).model_dump(mode="json", by_alias=True))
         return out
 
 
@@ -71,8 +74,6 @@ RULES: list[tuple[str, Callable[[RunConfig], bool], str]] = [
     ("peft_num_tasks", lambda c: c.adapter.peft_prompt_tuning_init in ("average_source_tasks", "exact_source_task")
      and c.adapter.peft_num_tasks != 1, "average_source_tasks and exact_source_task start one target task: "
      "set peft_num_tasks: 1 (or use only_source_shared)"),
-    ("flash_attention", lambda c: bool(c.model.sdp_attention and c.model.flash_attention),
-     "choose sdp_attention or flash_attention, not both"),
     ("plugins", lambda c: bool(set(c.train.plugins or ()) - set(BUILT_IN_PLUGINS)),
      "newtune has no plugin system; it builds in only " + ", ".join(BUILT_IN_PLUGINS) + " (remove the others)"),
     *[(key, lambda c, key=key: c.adapter.peft_use_dora and getattr(c.adapter, key) is True,

@@ -11,6 +11,7 @@ from newtune.config.base import Section
 OPTIMIZERS = (
     "adamw_torch", "adamw_torch_fused", "adamw_hf", "sgd", "adafactor",
     "adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit",
+    "adamw_torch_8bit", "adamw_torch_4bit",
 )  # fmt: skip
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr")
 
@@ -21,7 +22,7 @@ BUILT_IN_PLUGINS = {
     "axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin":
         "cut_cross_entropy: newtune's loss never materialises full-vocabulary logits",
     "axolotl.integrations.liger.LigerPlugin":
-        "the plugin itself; its liger_* kernel keys are not supported yet and say so",
+        "the plugin itself; its liger_* keys compute the same math on newtune's own paths (see config/gpu.py)",
 }
 
 
@@ -47,7 +48,7 @@ class TrainConfig(Section):
     adam_beta1: float = Field(0.9, gt=0, lt=1)
     adam_beta2: float = Field(0.999, gt=0, lt=1)
     adam_epsilon: float = Field(1e-8, gt=0)
-    max_grad_norm: float | None = Field(1.0, ge=0, description="Clip gradients to this norm (0/None: no clipping).")
+    max_grad_norm: float | None = Field(1.0, ge=0, description="Clip gradients to this norm (0: no clipping).")
     bf16: Precision = Field("auto", description="true, false or auto (bf16 only where the hardware does it natively).")
     fp16: bool | None = Field(None, description="Train in fp16 with loss scaling (GPU).")
     tf32: bool | None = Field(None, description="Allow TF32 matmuls on Ampere+ GPUs.")
@@ -62,7 +63,9 @@ class TrainConfig(Section):
     pad_to_sequence_len: bool = Field(False, description="Pad every batch to sequence_len.")
     logging_steps: int = Field(1, ge=1, description="Log every N optimizer steps.")
     eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps.")
-    evals_per_epoch: int | None = Field(None, ge=1, description="Evaluations per epoch.")
+    evals_per_epoch: int | None = Field(None, ge=0, description="Evaluations per epoch (0: no evaluation).")
+    eval_strategy: Literal["no", "steps", "epoch"] | None = Field(
+        None, description="no: never evaluate; epoch: at each epoch's end; steps: every eval_steps.")
     save_steps: int | None = Field(None, ge=1, description="Save a checkpoint every N steps.")
     saves_per_epoch: int | None = Field(None, ge=1, description="Checkpoints per epoch.")
     save_total_limit: int | None = Field(None, ge=1, description="Keep at most N checkpoints.")

@@ -287,8 +287,8 @@ _worker_state: tuple | None = None  # (ds, data, tokenizer, ctx), inherited by f
 
 def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext,
                     ) -> Iterator[tuple[list[str], TokenColumns]]:
-    """(where, encoded) per batch of `ds`, in order; in `dataset_processes` forked workers for big local data."""
-    procs = data.dataset_processes or 1
+    """(where, encoded) per batch of `ds`, in order; in `dataset_num_proc` forked workers for big local data."""
+    procs = data.dataset_num_proc or 1
     files = local_files(ds)
     if procs <= 1 or files is None or sum(f.stat().st_size for f in files) < PARALLEL_MIN_BYTES:
         if plain_backend(tok) is None:  # tokenizer calls may reconfigure it: keep them on one thread

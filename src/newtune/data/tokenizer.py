@@ -64,7 +64,8 @@ def _without_runtime_settings(spec: str) -> str:
 
 def tokenizer_for(model_cfg: Any, light: bool = False) -> Any:
     """The run's tokenizer: loaded, `special_tokens` and `tokens` from the config applied, a pad token set."""
-    tok = load_tokenizer(model_cfg.tokenizer_config or model_cfg.base_model, model_cfg.trust_remote_code, light=light)
+    tok = load_tokenizer(model_cfg.tokenizer_config or model_cfg.base_model, model_cfg.trust_remote_code, light=light,
+                         legacy=model_cfg.tokenizer_legacy)
     if model_cfg.special_tokens is not None:
         specials = model_cfg.special_tokens.model_dump(exclude_none=True)
         extra = specials.pop("additional_special_tokens", None)
@@ -103,15 +104,20 @@ def add_tokens(tok: Any, texts: list[str], special: bool) -> None:
         tok.add_tokens(new)
 
 
-def load_tokenizer(source: str | None, trust_remote_code: bool = False, light: bool = False) -> Any:
-    """A fast tokenizer from the embedded model, a .gguf file, a local HF directory or a hub id."""
+def load_tokenizer(source: str | None, trust_remote_code: bool = False, light: bool = False,
+                   legacy: bool | None = None) -> Any:
+    """A fast tokenizer from the embedded model, a .gguf file, a local HF directory or a hub id.
+
+    `legacy` (tokenizer_legacy) is passed to transformers, which rebuilds SentencePiece-based tokenizers
+    with or without the legacy handling of text after special tokens.
+    """
     from newtune import embedded
     from newtune.errors import ModelError
 
     if embedded.is_embedded(source):
         conv = embedded.converted_dir()
         if (conv / "tokenizer_config.json").exists():
-            return _from_dir(conv, False, light)
+            return _from_dir(conv, False, light, legacy)
         return _from_gguf(embedded.gguf_path(), light)
     path = Path(source).expanduser()
     if path.suffix == ".gguf":
@@ -119,19 +125,20 @@ def load_tokenizer(source: str | None, trust_remote_code: bool = False, light: b
             raise ModelError("base_model", f"GGUF file {path} does not exist")
         return _from_gguf(path, light)
     if path.exists():
-        return _from_dir(path, trust_remote_code, light)
+        return _from_dir(path, trust_remote_code, light, legacy)
     return _from_hub(source, trust_remote_code)
 
 
-def _from_dir(path: Path, trust_remote_code: bool, light: bool) -> Any:
+def _from_dir(path: Path, trust_remote_code: bool, light: bool, legacy: bool | None = None) -> Any:
     from newtune.errors import ModelError
 
-    if light and LightTokenizer.can_load(path):
+    if light and legacy is None and LightTokenizer.can_load(path):
         return LightTokenizer.from_dir(path)
     from transformers import AutoTokenizer
 
+    extra = {} if legacy is None else {"legacy": legacy}
     try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
     except (OSError, ValueError) as e:
         raise ModelError(str(path), f"cannot load a tokenizer from this directory: {e}") from None
 

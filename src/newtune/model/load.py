@@ -104,19 +104,21 @@ def hub_snapshot(repo_id: str, revision: str | None) -> Path:
 
 
 def attention_kernel(model_cfg: ModelConfig) -> str:
-    """attn_implementation, else flash_attention / sdp_attention, else sdpa."""
-    name = model_cfg.attn_implementation
-    if name is None:
-        name = "flash_attention_2" if model_cfg.flash_attention else "eager" if model_cfg.sdp_attention is False else "sdpa"
-    if name == "flash_attention_2":
+    """attn_implementation, else sdpa; xformers runs as sdpa (the same attention, torch's memory-efficient kernel)."""
+    name = model_cfg.attn_implementation or "sdpa"
+    if name == "xformers":
+        log.info("attn_implementation: xformers runs as sdpa (the same attention; torch picks its memory-efficient kernel)")
+        return "sdpa"
+    if name in ("flash_attention_2", "flash_attention_3"):
         import torch
 
-        if importlib.util.find_spec("flash_attn") is None:
-            raise ModelError("flash_attention", "flash-attention 2 needs the flash-attn package, which is not installed",
-                             "pip install flash-attn, or remove flash_attention to use sdpa")
+        package = "flash_attn" if name == "flash_attention_2" else "flash_attn_interface"
+        if importlib.util.find_spec(package) is None:
+            raise ModelError("attn_implementation", f"{name} needs the {package} package, which is not installed",
+                             "install it, or remove attn_implementation to use sdpa")
         if not torch.cuda.is_available():
-            raise ModelError("flash_attention", "flash-attention 2 needs a CUDA GPU, and none is available",
-                             "remove flash_attention (sdpa is the default)")
+            raise ModelError("attn_implementation", f"{name} needs a CUDA GPU, and none is available",
+                             "remove attn_implementation (sdpa is the default)")
     return name
 
 
@@ -130,12 +132,13 @@ def load_model(model_cfg: ModelConfig, tokenizer: Any, *, dtype: Any, device: An
     if model_cfg.load_in_4bit or model_cfg.load_in_8bit:
         kwargs["quantization_config"] = bnb_config(model_cfg, dtype)
         kwargs["device_map"] = {"": device or 0}
+    elif model_cfg.device_map is not None:
+        kwargs["device_map"] = model_cfg.device_map
+    # low_cpu_mem_usage: transformers 5 always loads without a first random init, so there is nothing to pass.
     model_dir = resolve_model_dir(model_cfg)
-    if model_cfg.base_model_config:
-        from transformers import AutoConfig
-
-        kwargs["config"] = AutoConfig.from_pretrained(model_cfg.base_model_config, trust_remote_code=model_cfg.trust_remote_code)
     gguf = Path(src).expanduser() if src and src.endswith(".gguf") else None
+    if model_cfg.base_model_config or model_cfg.model_config_overrides:
+        kwargs["config"] = model_config(model_cfg, model_dir, gguf)
     where = f"{gguf}" if gguf else f"{embedded.EMBEDDED_NAME} ({model_dir})" if embedded.is_embedded(src) else str(model_dir)
     log.info("loading base model %s", where)
     try:
@@ -146,15 +149,37 @@ def load_model(model_cfg: ModelConfig, tokenizer: Any, *, dtype: Any, device: An
             model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
     except (OSError, ValueError) as e:
         raise ModelError("base_model", f"cannot load a causal LM from {where}: {str(e).splitlines()[0]}") from None
-    grow_embeddings(model, tokenizer)
+    grow_embeddings(model, tokenizer, multiple_of=32 if model_cfg.resize_token_embeddings_to_32x else 1)
     if device is not None and "device_map" not in kwargs:
         model.to(device)
     return model
 
 
-def grow_embeddings(model: Any, tokenizer: Any) -> bool:
-    """Resize the token embeddings when the tokenizer has more tokens than the model; True if resized."""
-    n = len(tokenizer)
+def model_config(model_cfg: ModelConfig, model_dir: Path, gguf: Path | None) -> Any:
+    """The base model's config (or base_model_config's) with `model_config:` overrides applied."""
+    from transformers import AutoConfig
+
+    trust = model_cfg.trust_remote_code
+    if model_cfg.base_model_config:
+        config = AutoConfig.from_pretrained(model_cfg.base_model_config, trust_remote_code=trust)
+    elif gguf is not None:
+        config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    else:
+        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust)
+    for key, value in (model_cfg.model_config_overrides or {}).items():
+        current = getattr(config, key, None)
+        if isinstance(current, dict) and isinstance(value, dict):
+            value = {**current, **value}  # e.g. rope_parameters: {rope_type: ...} keeps the other entries
+        setattr(config, key, value)
+    return config
+
+
+def grow_embeddings(model: Any, tokenizer: Any, multiple_of: int = 1) -> bool:
+    """Resize the token embeddings when the tokenizer has more tokens than the model; True if resized.
+
+    `multiple_of` 32 (resize_token_embeddings_to_32x) rounds the row count up, as axolotl does.
+    """
+    n = -(-len(tokenizer) // multiple_of) * multiple_of
     if n <= model.get_input_embeddings().weight.shape[0]:
         return False
     log.info("resizing token embeddings %d → %d for added tokens", model.get_input_embeddings().weight.shape[0], n)
@@ -174,10 +199,19 @@ def bnb_config(model_cfg: ModelConfig, dtype: Any) -> Any:
         raise ModelError("load_in_4bit", "4/8-bit loading needs the bitsandbytes package", "pip install bitsandbytes")
     from transformers import BitsAndBytesConfig
 
+    return BitsAndBytesConfig(**bnb_kwargs(model_cfg, dtype))
+
+
+def bnb_kwargs(model_cfg: ModelConfig, dtype: Any) -> dict[str, Any]:
+    """BitsAndBytesConfig arguments: newtune's QLoRA defaults (NF4, double quant), then bnb_config_kwargs."""
+    import torch
+
     if model_cfg.load_in_8bit:
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32)
+        base: dict[str, Any] = {"load_in_8bit": True}
+    else:
+        base = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
+                "bnb_4bit_compute_dtype": dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32}
+    return {**base, **(model_cfg.bnb_config_kwargs or {})}
 
 
 def load_tokenizer_for(model_cfg: ModelConfig) -> Any:

@@ -53,6 +53,7 @@ class Schedule:
     eval_every: int | None
     save_every: int | None
     save_each_epoch: bool
+    evaluates: bool = True  # False: evals_per_epoch: 0 or eval_strategy: no (not even at the end)
 
 
 def make_schedule(cfg: RunConfig, n_micro: int, world: int, has_eval: bool) -> Schedule:
@@ -64,11 +65,14 @@ def make_schedule(cfg: RunConfig, n_micro: int, world: int, has_eval: bool) -> S
                            "add data or lower gradient_accumulation_steps / micro_batch_size")
     total = t.max_steps or math.ceil(t.num_epochs * per_epoch)
     eval_every = t.eval_steps or (max(1, per_epoch // t.evals_per_epoch) if t.evals_per_epoch else None)
+    if t.eval_strategy == "epoch":
+        eval_every = per_epoch
+    evaluates = has_eval and t.evals_per_epoch != 0 and t.eval_strategy != "no"
     save_every = t.save_steps or (max(1, per_epoch // t.saves_per_epoch) if t.saves_per_epoch else None)
     each_epoch = t.save_strategy == "epoch" or (t.save_strategy is None and save_every is None)
     if t.save_strategy == "no":
         save_every, each_epoch = None, False
-    return Schedule(n_micro, per_epoch, total, eval_every if has_eval else None, save_every, each_epoch)
+    return Schedule(n_micro, per_epoch, total, eval_every if evaluates else None, save_every, each_epoch, evaluates)
 
 
 @dataclass
@@ -143,6 +147,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     from accelerate.state import AcceleratorState
     from accelerate.utils import parse_flag_from_env, set_seed
 
+    from newtune.config.gpu import check_device
     from newtune.data.pipeline import prepare, prepare_pretraining
     from newtune.data.tokenizer import tokenizer_for
     from newtune.model.adapters import apply_adapter
@@ -155,6 +160,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     check_trackers(t)
     # The device decides the precision, which the Accelerator needs up front; `accelerate launch --cpu` sets the env flag.
     device_type = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU")).device.type
+    liger_note = check_device(cfg, device_type)  # GPU-only keys: refused here, before anything loads
     prec = resolve_precision(t, adapter=cfg.adapter.adapter, device_type=device_type)
     apply_tf32(t)
     if AcceleratorState._shared_state and not PartialState().use_distributed:
@@ -163,6 +169,8 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         ckpt.remove_partial(out)
+        if liger_note:
+            log.info(liger_note)
     resume = ckpt.resume_path(t)
 
     tokenizer = tokenizer_for(cfg.model)
@@ -238,7 +246,7 @@ def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> t
                       "tokens_per_s": (state.real_tokens - log_tokens) / max(now - log_time, 1e-9)}
             log_loss, log_steps, log_time, log_tokens = None, 0, now, state.real_tokens
         final = state.step == sched.total_steps
-        if run.has_eval and ((sched.eval_every and state.step % sched.eval_every == 0) or final):
+        if sched.evaluates and ((sched.eval_every and state.step % sched.eval_every == 0) or final):
             eval_result = run_eval(run)
             record.update(step=state.step, eval_loss=eval_result.loss, eval_perplexity=eval_result.perplexity)
         if record:

@@ -62,6 +62,8 @@ def build_optimizer(model: Any, t: TrainConfig, device_type: str) -> Any:
         return Adafactor(groups, lr=lr, scale_parameter=False, relative_step=False, warmup_init=False)
     if name in BNB_OPTIMIZERS:
         return bnb_optimizer(name, groups, t, device_type)
+    if name in TORCHAO_OPTIMIZERS:
+        return torchao_optimizer(name, groups, t, device_type)
     raise NewtuneError("optimizer", f"unknown optimizer '{name}'")  # the config's Literal makes this a bug
 
 
@@ -76,6 +78,23 @@ def bnb_optimizer(name: str, groups: list[dict], t: TrainConfig, device_type: st
     import bitsandbytes.optim as bnb_optim
 
     cls = getattr(bnb_optim, BNB_OPTIMIZERS[name])
+    return cls(groups, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_epsilon)
+
+
+TORCHAO_OPTIMIZERS = {"adamw_torch_8bit": "AdamW8bit", "adamw_torch_4bit": "AdamW4bit"}  # torchao.optim classes
+
+
+def torchao_optimizer(name: str, groups: list[dict], t: TrainConfig, device_type: str) -> Any:
+    """torchao's low-bit AdamW (8-bit or 4-bit optimizer state); it needs a CUDA GPU and the package."""
+    if device_type != "cuda":
+        raise NewtuneError("optimizer", f"{name} needs a CUDA GPU (torchao low-bit AdamW), and this run has none",
+                           "use optimizer: adamw_torch")
+    if importlib.util.find_spec("torchao") is None:
+        raise NewtuneError("optimizer", f"{name} needs the torchao package, which is not installed",
+                           "pip install torchao, or use optimizer: adamw_torch")
+    import torchao.optim
+
+    cls = getattr(torchao.optim, TORCHAO_OPTIMIZERS[name])
     return cls(groups, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_epsilon)
 
 
