@@ -71,10 +71,10 @@ def bench_newtune(cfg_path: Path, dump: Path | None) -> tuple[float, float, int,
     """(wall seconds, CPU seconds of all threads, rows, tokens) of one preparation, in-process, fresh cache."""
     from rich.console import Console
 
-    from newtune.config.load import load_config
     from newtune.data.inspect import write_dump
     from newtune.data.pipeline import prepare_rows
     from newtune.data.tokenizer import tokenizer_for
+    from newtune.load import load_config
 
     cfg = load_config(cfg_path)
     tok = tokenizer_for(cfg.model, light=True)

@@ -38,9 +38,9 @@ OPENMP = configure_openmp()  # read once, when torch loads its OpenMP runtime
 
 import torch  # noqa: E402
 
-from newtune.config.load import load_config  # noqa: E402
 from newtune.data.pack import pack_lengths, packing_efficiency  # noqa: E402
 from newtune.data.pipeline import prepare  # noqa: E402
+from newtune.load import load_config  # noqa: E402
 from newtune.model.adapters import apply_adapter  # noqa: E402
 from newtune.model.kernels import enable_fast_paths  # noqa: E402
 from newtune.model.load import ensure_embedded_converted, load_model, load_tokenizer_for  # noqa: E402

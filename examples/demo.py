@@ -54,8 +54,8 @@ def main() -> int:
     os.chdir(ROOT)  # the config's paths are relative to the repository root
     from transformers.utils import logging as hf_logging
 
-    from newtune.config.load import load_config
     from newtune.errors import NewtuneError
+    from newtune.load import load_config
     from newtune.model.load import ensure_embedded_converted
 
     hf_logging.disable_progress_bar()  # the "Loading weights" bars of the in-process loads

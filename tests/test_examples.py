@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from newtune.config.load import load_config
 from newtune.data.pipeline import prepare_rows
 from newtune.data.tokenizer import tokenizer_for
+from newtune.load import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))

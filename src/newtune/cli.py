@@ -87,7 +87,7 @@ def before_torch() -> None:
 
 
 def load(config: Path, sets: list[str] | None, ctx: typer.Context):
-    from newtune.config.load import load_config
+    from newtune.load import load_config
 
     return load_config(config, list(sets or []) + extra_overrides(list(ctx.args)))
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from newtune.config.load import KEY_TO_SECTION, load_config
+from newtune.config.load import KEY_TO_SECTION
 from newtune.config.run import SECTIONS
 from newtune.errors import ConfigError
+from newtune.load import load_config
 
 DS = [{"path": "data.jsonl", "type": "input_output"}]
 

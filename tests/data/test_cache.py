@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from newtune.config.load import load_config
 from newtune.data import cache
 from newtune.data.pipeline import prepare_rows
 from newtune.data.tokenizer import load_tokenizer
 from newtune.errors import DataError
+from newtune.load import load_config
 
 ROWS = [{"segments": [{"text": "q", "label": False}, {"text": f" a{i}", "label": True}]} for i in range(3)]
 
@@ -55,7 +55,7 @@ def test_changed_file_retokenizes(setup):
 def test_changed_field_retokenizes(setup):
     path, _, run = setup
     base = run()
-    entry = {"path": str(path), "type": "input_output", "roles_to_train": ["assistant"]}
+    entry = {"path": str(path), "type": "input_output", "shards": 1}  # a dataset key changed (same rows)
     for keys in ({"train_on_inputs": True}, {"sequence_len": 1024}, {"datasets": [entry]}):
         other = run(**keys)
         assert not other.cached and other.cache_path != base.cache_path, keys
@@ -99,7 +99,7 @@ def test_failed_build_leaves_no_entry(tmp_path, smol_tok_dir):
 
 SCRIPT = """
 import sys
-from newtune.config.load import load_config
+from newtune.load import load_config
 from newtune.data.pipeline import prepare_rows
 from newtune.data.tokenizer import load_tokenizer
 data = load_config(None, raw={"datasets": [{"path": sys.argv[1], "type": "input_output"}],

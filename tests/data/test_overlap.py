@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from newtune.config.load import load_config
 from newtune.data import sources
 from newtune.data.pipeline import prepare_rows
 from newtune.data.rowcodec import encode_row
 from newtune.errors import DataError
+from newtune.load import load_config
 
 
 def alpaca_rows(n: int) -> list[dict]:

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from newtune.config.load import load_config
 from newtune.data.formats.pretraining import pack_stream
 from newtune.data.inspect import show
 from newtune.data.pipeline import prepare, prepare_rows
 from newtune.data.rowcodec import encode_row
 from newtune.errors import DataError
+from newtune.load import load_config
 
 
 def io_row(prompt: str, answer: str) -> dict:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from newtune.config.load import load_config
 from newtune.data.tokenizer import LightTokenizer, fingerprint, load_tokenizer, tokenizer_for
+from newtune.load import load_config
 
 TEXTS = ["Hello world", " leading space", "<|im_start|>user\nhi<|im_end|>\n", "ünïcode 日本語 🙂", "a  b\t\tc\n\n", ""]
 

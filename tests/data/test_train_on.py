@@ -6,6 +6,7 @@ import pytest
 
 from newtune.config.data import DatasetConfig
 from newtune.data import train_on
+from newtune.data.options import options_of
 from newtune.data.types import Message
 from newtune.errors import DataError
 
@@ -13,8 +14,8 @@ CHATML = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['conte
 
 
 def rules(smol_tok, train_on_inputs=False, eot_tokens=None, template=CHATML, **keys):
-    ds = DatasetConfig(path="-", type="chat_template", **keys)
-    return train_on.resolve(ds, train_on_inputs, eot_tokens, train_on.role_aliases(ds.roles), template, smol_tok)
+    opts = options_of(DatasetConfig(path="-", type="chat_template", **keys))
+    return train_on.resolve(opts, train_on_inputs, eot_tokens, opts.role_aliases(), template, smol_tok)
 
 
 def test_defaults(smol_tok):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newtune.config.load import load_config
+from newtune.load import load_config
 
 
 def make_cfg(base_dir: Path, out: Path, **keys):

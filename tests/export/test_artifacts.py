@@ -6,8 +6,8 @@ import json
 
 import yaml
 
-from newtune.config.load import load_config
 from newtune.export.artifacts import describe_prompt_format, save_artifacts
+from newtune.load import load_config
 
 
 def cfg_with(**keys):

@@ -8,13 +8,13 @@ import pytest
 from lora_fixture import make_lora_run
 from rich.console import Console
 
-from newtune.config.load import load_config
 from newtune.data.rowcodec import encode_row
 from newtune.data.types import IGNORE
 from newtune.errors import ModelError
 from newtune.export.artifacts import describe_prompt_format
 from newtune.export.infer import generate, run_inference
 from newtune.export.prompt import Turn, prompt_ids
+from newtune.load import load_config
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def tiny_keys(tmp_path: Path, model_dir: Path, rows: int = 8) -> dict:
 @pytest.fixture(name="tiny_run")
 def tiny_run_fixture(tmp_path, tiny_model_dir):
     """tiny_run(**keys) → (RunConfig, console); keys override tiny_keys."""
-    from newtune.config.load import load_config
+    from newtune.load import load_config
 
     def make(out: str = "out", rows: int = 8, **keys):
         raw = {**tiny_keys(tmp_path, tiny_model_dir, rows), "output_dir": str(tmp_path / out), **keys}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from newtune.config.base import Section
 
@@ -56,8 +56,15 @@ class UserDefinedType(InstructKeys):
     """`type:` given as a mapping: an instruct format built from format strings."""
 
 
-class DatasetConfig(InstructKeys):
-    """One entry of `datasets:` (axolotl's SFTDataset keys; the instruct keys come from InstructKeys)."""
+class DatasetConfig(Section):
+    """One entry of `datasets:`: the keys every type shares (axolotl's SFTDataset keys).
+
+    The keys a format reads besides these (field_messages, conversation, roles_to_train, ...) are that
+    format's `Options` (data/formats): they are kept here as extras, unvalidated, and the data layer
+    checks them against the format of `type:` (`newtune check` reports them with the other problems).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, validate_default=True)
 
     path: str = Field(..., description="Local file or directory, or a hub dataset id.")
     type: str | UserDefinedType | None = Field(
@@ -75,33 +82,11 @@ class DatasetConfig(InstructKeys):
     trust_remote_code: bool = False
     task_id: int | None = Field(None, ge=0, description="adapter: multitask_prompt_tuning: the task of this dataset's "
                                 "rows (0 to peft_num_tasks - 1; default 0).")
-    # chat_template family
-    chat_template: str | None = Field(None, description="Per-dataset chat template (overrides the top level).")
-    chat_template_jinja: str | None = Field(None, description="Inline Jinja or a path to a .jinja file.")
-    field_messages: str | None = Field(None, description="Row field holding the list of messages.")
-    field_tools: str | None = Field(None, description="Row field holding the tool definitions.")
-    message_property_mappings: dict[str, str] | None = Field(
-        None, description="Map of message property (role, content, ...) to the field name in the data."
-    )
-    message_field_role: str | None = Field(None, description="Older name for message_property_mappings.role.")
-    message_field_content: str | None = Field(None, description="Older name for message_property_mappings.content.")
-    message_field_training: str | None = Field(None, description="Per-message boolean field: train this message.")
-    message_field_training_detail: str | None = Field(
-        None, description="Per-message field of character spans to train (begin_offset, end_offset, train)."
-    )
-    roles: dict[str, list[str]] | None = Field(None, description="Role aliases: {user: [human, user], ...}.")
-    roles_to_train: list[str] | None = Field(None, description="Roles whose messages are trained.")
-    train_on_eos: TrainOn | None = Field(None, description="Which EOS tokens are trained: all, turn, last, none.")
-    train_on_eot: TrainOn | None = Field(None, description="Which end-of-turn tokens are trained.")
-    drop_system_message: bool | None = Field(None, description="Drop system messages from conversations.")
-    # sharegpt family
-    conversation: str | None = Field(None, description="sharegpt: conversation style (e.g. chatml).")
-    field_human: str | None = Field(None, description="sharegpt: the `from` value of user turns.")
-    field_model: str | None = Field(None, description="sharegpt: the `from` value of assistant turns.")
-    # completion
-    field: str | None = Field(None, description="completion: the text field (default text).")
 
-    _check_template = field_validator("chat_template")(classmethod(lambda cls, v: check_chat_template_name(v)))
+    @property
+    def options(self) -> dict[str, Any]:
+        """The format's keys as written (validated by the data layer against the format of `type:`)."""
+        return dict(self.model_extra or {})
 
     @property
     def type_name(self) -> str:
@@ -109,13 +94,6 @@ class DatasetConfig(InstructKeys):
         if isinstance(self.type, UserDefinedType):
             return "user_defined"
         return (self.type or "").split(":", 1)[0]
-
-    @property
-    def type_style(self) -> str | None:
-        """The prompt style after ':' in `type:` ('alpaca:chat' → 'chat'), if any."""
-        if isinstance(self.type, str) and ":" in self.type:
-            return self.type.split(":", 1)[1]
-        return None
 
 
 class PretrainingDataset(Section):

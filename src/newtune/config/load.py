@@ -9,6 +9,7 @@ import difflib
 import logging
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,16 @@ KEY_TO_SECTION = {f.alias or key: name for name, model in SECTIONS.items() for k
 log = logging.getLogger("newtune.config")
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None, raw: dict | None = None) -> RunConfig:
-    """Read, override, route and validate a config. Raises ConfigError with all problems at once."""
+DatasetsCheck = Callable[[dict], list[str]]
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None, raw: dict | None = None, *,
+                check_datasets: DatasetsCheck | None = None) -> RunConfig:
+    """Read, override, route and validate a config. Raises ConfigError with all problems at once.
+
+    The keys of each dataset's format belong to the data layer: `check_datasets(data_section)` returns
+    their problems (newtune/load.py passes the data layer's check; without one they are checked on use).
+    """
     source = str(path) if path is not None else "config"
     data = dict(raw) if raw is not None else read_yaml(Path(path)) if path is not None else {}
     problems: list[str] = []
@@ -47,7 +56,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, raw
             built[name] = model.model_validate(sections[name])
         except ValidationError as e:
             problems += [render_error(err, model) for err in drop_union_noise(e.errors(), model)]
-    problems += check_dataset_types(sections["data"])
+    problems += check_datasets(sections["data"]) if check_datasets is not None else []
     if problems:
         raise ConfigError(source, dedupe(problems))
     cfg = RunConfig(**built)
@@ -134,31 +143,6 @@ def strip_unsupported_dataset_keys(entry: Any, where: str, problems: list[str]) 
         else:
             out[k] = v
     return out
-
-
-def check_dataset_types(data_section: dict) -> list[str]:
-    """Each `type:` names a registered format (with an optional known prompt style after ':')."""
-    from newtune.data.formats import FORMATS  # the registry is the one source of type names
-    from newtune.data.styles import STYLED_TYPES, STYLES
-
-    problems = []
-    for list_key in ("datasets", "test_datasets"):
-        entries = data_section.get(list_key)
-        if isinstance(entries, dict):
-            entries = [entries]
-        for i, entry in enumerate(entries or []):
-            t = entry.get("type") if isinstance(entry, dict) else None
-            if not isinstance(t, str):
-                continue
-            name, _, style = t.partition(":")
-            if name not in FORMATS:
-                problems.append(f"{list_key}[{i}].type: unknown dataset type '{t}'{did_you_mean(name, FORMATS)}")
-            elif style and style not in STYLES:
-                problems.append(f"{list_key}[{i}].type: unknown prompt style '{style}'{did_you_mean(style, STYLES)}")
-            elif style and name not in STYLED_TYPES:
-                problems.append(f"{list_key}[{i}].type: type '{name}' takes no ':{style}' prompt style "
-                                f"(types that do: {', '.join(STYLED_TYPES)})")
-    return problems
 
 
 def drop_union_noise(errors: list[dict], model: type[BaseModel]) -> list[dict]:

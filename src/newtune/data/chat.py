@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from newtune.data import train_on as train_rules
+from newtune.data.jinja import compile_template
+from newtune.data.options import options_of
 from newtune.data.types import Conversation, Message, Segment
 from newtune.errors import DataError, ModelError
 
@@ -74,15 +76,15 @@ def _resolve_choice(choice: str | None, jinja: str | None, where: str, tokenizer
 
 def template_source(ds: Any, data: Any, tokenizer: Any) -> str:
     """The template for dataset `ds`: its own chat_template/_jinja win over the top level's, as in axolotl."""
-    if ds.type_name.startswith("sharegpt") and ds.conversation:  # sharegpt's `conversation:` style
-        from newtune.data.formats import sharegpt
-
-        return named_template(sharegpt.conversation_template(ds.conversation))
+    opts = options_of(ds)
+    own = opts.own_template()  # a template the format's keys choose (sharegpt's `conversation:`)
+    if own is not None:
+        return named_template(own)
     top = None
     if data.chat_template is not None or data.chat_template_jinja:
         top = _resolve_choice(data.chat_template, data.chat_template_jinja, "", tokenizer, None)
-    if ds.chat_template is not None or ds.chat_template_jinja:
-        return _resolve_choice(ds.chat_template, ds.chat_template_jinja, "datasets[].", tokenizer, top)
+    if opts.chat_template is not None or opts.chat_template_jinja:
+        return _resolve_choice(opts.chat_template, opts.chat_template_jinja, "datasets[].", tokenizer, top)
     return top if top is not None else _resolve_choice("tokenizer_default", None, "", tokenizer, None)
 
 
@@ -97,10 +99,8 @@ class ChatTemplate:
 
     @classmethod
     def build(cls, source: str, tokenizer: Any) -> ChatTemplate:
-        # transformers' own compiled environment, so templates behave exactly as in apply_chat_template
-        from transformers.utils.chat_template_utils import _compile_jinja_template
-
-        return cls(source, _compile_jinja_template(source), dict(tokenizer.special_tokens_map))
+        # compiled as apply_chat_template compiles it (data/jinja.py), so templates render the same text
+        return cls(source, compile_template(source), dict(tokenizer.special_tokens_map))
 
     def render(self, messages: list[dict[str, Any]], tools: Any = None) -> str:
         try:
@@ -131,13 +131,9 @@ def chat_setup(ds: Any, data: Any, tokenizer: Any) -> ChatSetup:
     if hit is not None:
         return hit[3]
     source = template_source(ds, data, tokenizer)
-    if ds.type_name.startswith("sharegpt"):  # roles: {input: [...], output: [...]} lists trained roles
-        from newtune.data.formats import sharegpt
-
-        roles, extra = {}, sharegpt.output_roles(ds)
-    else:
-        roles, extra = train_rules.role_aliases(ds.roles), ()
-    rules = train_rules.resolve(ds, data.train_on_inputs, data.eot_tokens, roles, source, tokenizer, extra)
+    opts = options_of(ds)
+    rules = train_rules.resolve(opts, data.train_on_inputs, data.eot_tokens, opts.role_aliases(), source, tokenizer,
+                                opts.extra_trained_roles())
     eot_re = re.compile("|".join(map(re.escape, rules.eot_tokens))) if rules.eot_tokens else None
     eot_len = max(map(len, rules.eot_tokens), default=0)
     setup = ChatSetup(ChatTemplate.build(source, tokenizer), rules, eot_re, eot_len, tokenizer)

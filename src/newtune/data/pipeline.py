@@ -17,6 +17,7 @@ from newtune.data import cache
 from newtune.data.columns import TokenColumns
 from newtune.data.encode import plain_backend
 from newtune.data.filters import PartStats, keep_rows
+from newtune.data.options import options_of
 from newtune.data.rowcodec import (
     encode_rows,
     encode_rows_columns,
@@ -184,7 +185,7 @@ def source_identities(data: DataConfig) -> list[str]:
     for ds in entries:
         files = local_files(ds)
         out += [cache.file_identity(f) for f in files] if files is not None else [f"hub:{ds.path}@{ds.revision}"]
-    for jinja in [data.chat_template_jinja, *(ds.chat_template_jinja for ds in entries)]:
+    for jinja in [data.chat_template_jinja, *(getattr(options_of(ds), "chat_template_jinja", None) for ds in entries)]:
         if jinja and "{" not in jinja and Path(jinja).expanduser().is_file():  # a path, not inline Jinja
             out.append(cache.file_identity(Path(jinja).expanduser()))
     return out
@@ -241,8 +242,9 @@ def template_tokens(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatCo
     batch = next(iter(iter_batches(ds, batch_size=1)), None)
     if batch is None or not batch.rows:
         return None
-    mappings = ds.message_property_mappings or {}
-    keep = ROLE_KEYS | {k for k in (ds.message_field_role, mappings.get("role")) if k}
+    opts = options_of(ds)  # the role field stays (chat formats name it), all text is emptied
+    mappings = getattr(opts, "message_property_mappings", None) or {}
+    keep = ROLE_KEYS | {k for k in (getattr(opts, "message_field_role", None), mappings.get("role")) if k}
     try:
         encoded = encode_rows([blank_text(batch.rows[0], keep)], ds, data, tok, ctx)
     except Exception:  # an empty field the format refuses: the rows themselves will say what is wrong

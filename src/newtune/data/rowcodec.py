@@ -14,11 +14,11 @@ from typing import Any
 from newtune.config.data import DataConfig, DatasetConfig
 from newtune.data.columns import TokenColumns, from_encoded
 from newtune.data.encode import encode_grouped, encode_joined, encode_pieces_columns
-from newtune.data.formats import FORMATS, completion, pretokenized
+from newtune.data.formats import completion
+from newtune.data.options import format_of, options_of
 from newtune.data.tokenizer import tokenizer_info
-from newtune.data.types import Encoded, Format, FormatContext, Row
+from newtune.data.types import Encoded, FormatContext, Row
 
-PRETOKENIZED = Format(pretokenized.to_tokens, "tokens", "rows with input_ids (and labels), no type:")
 # Types whose one row may become several training rows: name → (Encoded, sequence_len) → rows.
 ROW_SPLITTERS = {"completion": completion.split_chunks}
 
@@ -51,10 +51,10 @@ def render_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokeni
                 ctx: FormatContext | None = None) -> tuple[str, list[Any]]:
     """The Python half of encoding: each row through its format (and a conversation through the chat
     template), ready for `tokenize_rendered`. (kind, outputs)."""
-    fmt = FORMATS[ds.type_name] if ds.type is not None else PRETOKENIZED
+    fmt, opts = format_of(ds), options_of(ds)
     ctx = ctx or format_context(data, tokenizer)
     fn = fmt.fn
-    outputs = [fn(row, ds, ctx) for row in rows]
+    outputs = [fn(row, opts, ctx) for row in rows]
     if fmt.kind == "conversation":
         from newtune.data.chat import render_segments
 

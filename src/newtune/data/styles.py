@@ -58,9 +58,7 @@ STYLE_FORMATS: dict[str, PromptStyle] = {
     ),
 }
 STYLES = tuple(STYLE_FORMATS)
-# Types that take a style after ':' (`alpaca:chat`), as axolotl's DATASET_HANDLERS do; concisechoice and
-# summarizetldr accept one and ignore it. Others (alpaca_chat, context_qa, ...) refuse it.
-STYLED_TYPES = ("alpaca", "jeopardy", "oasst", "gpteacher", "reflection", "explainchoice", "concisechoice", "summarizetldr")
+# The types that take a style after ':' (`alpaca:chat`) declare it: their Options have FROM_TYPE = ("style",).
 
 
 def style(name: str) -> PromptStyle:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, ClassVar, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict
 
 Row = Mapping[str, Any]
 IGNORE = -100  # label of a token that is not trained
@@ -23,16 +25,6 @@ class Message:
 class Segment:
     text: str  # rendered text; special tokens are written out ("<s>", "<|im_end|>")
     train: bool
-
-
-@dataclass(frozen=True, slots=True)
-class InstructRow:
-    """What instruct-style types pull out of a row; a PromptStyle renders it."""
-
-    instruction: str
-    input: str = ""
-    output: str = ""
-    system: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +65,37 @@ FormatOutput = list[Segment] | list[list[Segment]] | Conversation | Encoded
 Kind = Literal["segments", "pieces", "conversation", "tokens"]
 
 
+class FormatOptions(BaseModel):
+    """The keys one format reads under `datasets[i]`, beyond the common ones (config/data.py DatasetConfig).
+
+    `extra="forbid"`: a key the format does not read is an error at `check`, never silently ignored.
+    data/options.py validates them once per dataset entry; formats read `opts.<key>`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Fields filled from the `type:` value itself (`alpaca:chat` → style), never from a key of the entry.
+    FROM_TYPE: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def from_type(cls, type_value: Any) -> dict[str, Any]:
+        """Values the entry's `type:` gives (the style after ':', a user-defined mapping's keys)."""
+        return {}
+
+
 @dataclass(frozen=True, slots=True)
 class Format:
     """A dataset `type:`: a function from one row to segments, a conversation, or ready token ids.
 
-    `fn(row, ds, ctx)`: `ds` is the row's `datasets[i]` entry (DatasetConfig), `ctx` a FormatContext.
+    `fn(row, opts, ctx)`: `opts` is the dataset entry's validated `Options`, `ctx` a FormatContext.
+    `prompt_field` names the row field that holds the user's prompt at inference (instruct formats),
+    or computes it from the options; None: prompts are used raw (or through the chat template).
     """
 
     fn: Callable[..., FormatOutput]
     kind: Kind
+    Options: type[FormatOptions] = FormatOptions
     doc: str = ""
+    prompt_field: str | Callable[[Any], str] | None = None
+
+    def prompt_field_for(self, opts: FormatOptions) -> str | None:
+        return self.prompt_field(opts) if callable(self.prompt_field) else self.prompt_field

@@ -11,7 +11,6 @@ prompt_format.json, one of three kinds:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -56,16 +55,16 @@ def describe_prompt_format(data: DataConfig, tokenizer: Any) -> dict:
     """How the first training dataset turns a user's prompt into model input (see module doc)."""
     if not data.datasets or data.datasets[0].type is None:
         return {"kind": "raw", "type": None}
-    from newtune.data.formats import FORMATS
+    from newtune.data.options import format_of, options_of
 
     ds = data.datasets[0]
-    fmt = FORMATS[ds.type_name]
+    fmt = format_of(ds)
     if fmt.kind == "conversation":
         template, eot = training_chat_template(data, ds, tokenizer)
         return {"kind": "chat", "type": ds.type_name, "system": data.default_system_message, "stop": eot,
                 "template": template}
     if fmt.kind == "segments":
-        field = prompt_field(ds, data, tokenizer)
+        field = fmt.prompt_field_for(options_of(ds))  # declared by the format, never guessed
         if field is not None:
             dataset = ds.model_dump(mode="json", exclude_defaults=True)
             return {"kind": "instruct", "type": ds.type_name, "prompt_field": field, "dataset": dataset}
@@ -78,36 +77,3 @@ def training_chat_template(data: DataConfig, ds: DatasetConfig, tokenizer: Any) 
 
     setup = chat_setup(ds, data, tokenizer)
     return setup.template.source, list(setup.rules.eot_tokens or [])
-
-
-class ProbeRow(dict):
-    """A row whose every field reads as a distinct marker, recording the order fields are read in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.read: list[str] = []
-
-    def __missing__(self, key: str) -> str:
-        self.read.append(key)
-        return f"\x00{key}\x00"
-
-    def get(self, key: str, default: Any = None) -> str:
-        return self[key]
-
-    def __contains__(self, key: object) -> bool:
-        return True
-
-
-def prompt_field(ds: DatasetConfig, data: DataConfig, tokenizer: Any) -> str | None:
-    """The row field that holds the instruction: the first field read that lands in the untrained prompt."""
-    from newtune.data.formats import FORMATS
-    from newtune.data.rowcodec import format_context
-
-    ctx = dataclasses.replace(format_context(data, tokenizer), train_on_inputs=False)
-    row = ProbeRow()
-    try:
-        segments = FORMATS[ds.type_name].fn(row, ds, ctx)
-        prompt = "".join(s.text for s in segments if not s.train)
-    except Exception:  # a format that needs structured fields (input_output): used raw
-        return None
-    return next((key for key in row.read if f"\x00{key}\x00" in prompt), None)

@@ -45,16 +45,17 @@ def instruct_ids(fmt: dict, history: list[Turn], tokenizer: Any, data: DataConfi
     """The dataset's format renders each user turn as a row with no answer; earlier answers follow
     their prompts, each piece tokenized alone as in training."""
     from newtune.data.encode import encode_pieces
-    from newtune.data.formats import FORMATS
+    from newtune.data.options import format_of, options_of
     from newtune.data.rowcodec import format_context
     from newtune.data.types import Segment
 
     ds = DatasetConfig.model_validate({"path": "-", **fmt["dataset"]})
     ctx = dataclasses.replace(format_context(data, tokenizer), train_on_inputs=False)
+    fmt_fn, opts = format_of(ds).fn, options_of(ds)
     segments: list[Segment] = []
     for turn in history:
         if turn.role == "user":
-            rendered = FORMATS[ds.type_name].fn(PromptRow(fmt["prompt_field"], turn.content), ds, ctx)
+            rendered = fmt_fn(PromptRow(fmt["prompt_field"], turn.content), opts, ctx)
             segments += [s for s in rendered if not s.train]
         elif turn.role == "assistant":
             segments += [Segment(turn.content, True)]

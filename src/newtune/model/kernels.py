@@ -68,7 +68,7 @@ def register_varlen_attention() -> None:
 
 def uses_flat_batches(model: torch.nn.Module) -> bool:
     """Whether this model's attention wants a micro-batch as one unpadded row with document boundaries."""
-    from newtune.train.loss import unwrap_model
+    from newtune.model.wrappers import unwrap_model
 
     cfg = getattr(unwrap_model(model), "config", None)
     return getattr(cfg, "_attn_implementation", None) in (VARLEN, "flash_attention_2", "flash_attention_3")
@@ -94,7 +94,7 @@ def unfused_names(adapter_cfg: Any) -> frozenset[str]:
 
 def enable_fast_paths(model: torch.nn.Module, device_type: str, adapter_cfg: Any = None) -> list[str]:
     """Turn on what applies to this model on this device; returns what was turned on (for the log)."""
-    from newtune.train.loss import is_prompt_learning, unwrap_model
+    from newtune.model.wrappers import is_prompt_learning, unwrap_model
 
     done = []
     base = unwrap_model(model)

@@ -17,30 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from newtune.model.wrappers import is_prompt_learning, unwrap_model
 from newtune.train.collate import Batch
 
 CHUNK_TOKENS = 1024  # trained positions per LM-head chunk: 1024 × 49k vocab × 4 B ≈ 200 MB of fp32 logits
-
-
-def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The transformers model inside DDP/compile and peft wrappers (same parameters, no copies)."""
-    while True:
-        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):  # DDP, accelerate
-            model = model.module
-        elif hasattr(model, "_orig_mod"):  # torch.compile
-            model = model._orig_mod
-        elif hasattr(model, "get_base_model") and hasattr(model, "peft_config"):
-            model = model.get_base_model()
-        else:
-            return model
-
-
-def is_prompt_learning(model: torch.nn.Module) -> bool:
-    """peft prompt tuning / p-tuning / prefix tuning: virtual tokens the decoder sees but the batch lacks."""
-    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
-        model = model.module
-    cfg = getattr(model, "active_peft_config", None)
-    return bool(getattr(cfg, "is_prompt_learning", False))
 
 
 def fast_path_applies(model: torch.nn.Module) -> bool:

@@ -46,7 +46,7 @@ def test_style_suffix_is_refused_like_axolotl(smol_tok):
 
 
 def test_config_check_refuses_a_style_on_types_without_one():
-    from newtune.config.load import load_config
+    from newtune.load import load_config
 
     with pytest.raises(ConfigError) as e:
         load_config(None, raw={"datasets": [{"path": "a.jsonl", "type": "alpaca_chat:chatml"},

@@ -7,10 +7,9 @@ system prompt.
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig
-from newtune.data.formats.instruct import prompt_response, style_name, text
+from newtune.data.formats.instruct import StyledOptions, prompt_response, text
 from newtune.data.styles import Prompter, alpaca_prompter, style
-from newtune.data.types import Format, FormatContext, Row, Segment
+from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
 
 def alpaca_segments(row: Row, prompter: Prompter, ctx: FormatContext) -> list[Segment]:
@@ -19,17 +18,20 @@ def alpaca_segments(row: Row, prompter: Prompter, ctx: FormatContext) -> list[Se
     return prompt_response(prompt, text(row["output"]), ctx)
 
 
-def alpaca(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    return alpaca_segments(row, alpaca_prompter(style_name(ds, "instruct")), ctx)
+def alpaca(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
+    return alpaca_segments(row, alpaca_prompter(opts.style or "instruct"), ctx)
 
 
-def alpaca_instruct_no_prompt(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def alpaca_instruct(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
+    return alpaca_segments(row, alpaca_prompter("instruct"), ctx)
+
+
+def alpaca_instruct_no_prompt(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
     return alpaca_segments(row, Prompter(style("instruct")), ctx)
 
 
 TYPES = {
-    "alpaca": Format(alpaca, "segments", "instruction/input/output; the style after ':' (default instruct)"),
-    "alpaca_instruct": Format(alpaca, "segments", "alpaca with the instruct style"),
-    "alpaca_instruct.load_no_prompt": Format(alpaca_instruct_no_prompt, "segments", "alpaca, instruct style, no system prompt"),
+    "alpaca": Format(alpaca, "segments", StyledOptions, "instruction/input/output; the style after ':' (default instruct)", prompt_field="instruction"),
+    "alpaca_instruct": Format(alpaca_instruct, "segments", FormatOptions, "alpaca with the instruct style", prompt_field="instruction"),
+    "alpaca_instruct.load_no_prompt": Format(alpaca_instruct_no_prompt, "segments", FormatOptions, "alpaca, instruct style, no system prompt", prompt_field="instruction"),
 }

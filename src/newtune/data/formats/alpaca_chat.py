@@ -6,11 +6,12 @@ axolotl 0.21.0 prompt_strategies/alpaca_chat.py. `alpaca_chat` takes its style f
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig
+from pydantic import Field, field_validator
+
 from newtune.data.formats.alpaca import alpaca_segments
-from newtune.data.formats.instruct import prompt_response, style_name, text
-from newtune.data.styles import Prompter, alpaca_prompter, style
-from newtune.data.types import Format, FormatContext, Row, Segment
+from newtune.data.formats.instruct import prompt_response, text
+from newtune.data.styles import STYLES, Prompter, alpaca_prompter, style
+from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
 # AlpacaConcisePrompter / AlpacaChatPrompter system prompts (the no-input one says "appropriately and concisely").
 CONCISE_SYSTEM = (
@@ -27,35 +28,41 @@ def _concise() -> Prompter:
     return Prompter(style("chat"), CONCISE_SYSTEM, CONCISE_SYSTEM_NO_INPUT)
 
 
-def alpaca_chat(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
-    return alpaca_segments(row, alpaca_prompter(ds.conversation or "chat"), ctx)
+class Options(FormatOptions):
+    conversation: str | None = Field(None, description="The prompt style (instruct, chat, chatml, phi); default chat.")
+
+    @field_validator("conversation")
+    @classmethod
+    def _known_style(cls, v: str | None) -> str | None:
+        if v is not None and v not in STYLES:
+            raise ValueError(f"unknown prompt style '{v}'; known: {', '.join(STYLES)}")
+        return v
 
 
-def load_concise(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def alpaca_chat(row: Row, opts: Options, ctx: FormatContext) -> list[Segment]:
+    return alpaca_segments(row, alpaca_prompter(opts.conversation or "chat"), ctx)
+
+
+def load_concise(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     return alpaca_segments(row, _concise(), ctx)
 
 
-def load_qa(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def load_qa(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     return prompt_response(_concise().prompt(row["question"]), text(row["answer"]), ctx)
 
 
-def load_camel_ai(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def load_camel_ai(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     return prompt_response(_concise().prompt(row["message_1"]), text(row["message_2"]), ctx)
 
 
-def load_no_prompt(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def load_no_prompt(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     return alpaca_segments(row, Prompter(style("chat")), ctx)
 
 
 TYPES = {
-    "alpaca_chat": Format(alpaca_chat, "segments", "alpaca fields, chat style (or the `conversation:` style)"),
-    "alpaca_chat.load_concise": Format(load_concise, "segments", "alpaca fields, chat style, concise system prompt"),
-    "alpaca_chat.load_qa": Format(load_qa, "segments", "question/answer, chat style, concise system prompt"),
-    "alpaca_chat.load_camel_ai": Format(load_camel_ai, "segments", "message_1/message_2, chat style, concise system prompt"),
-    "alpaca_chat.load_no_prompt": Format(load_no_prompt, "segments", "alpaca fields, chat style, no system prompt"),
+    "alpaca_chat": Format(alpaca_chat, "segments", Options, "alpaca fields, chat style (or the `conversation:` style)", prompt_field="instruction"),
+    "alpaca_chat.load_concise": Format(load_concise, "segments", FormatOptions, "alpaca fields, chat style, concise system prompt", prompt_field="instruction"),
+    "alpaca_chat.load_qa": Format(load_qa, "segments", FormatOptions, "question/answer, chat style, concise system prompt", prompt_field="question"),
+    "alpaca_chat.load_camel_ai": Format(load_camel_ai, "segments", FormatOptions, "message_1/message_2, chat style, concise system prompt", prompt_field="message_1"),
+    "alpaca_chat.load_no_prompt": Format(load_no_prompt, "segments", FormatOptions, "alpaca fields, chat style, no system prompt", prompt_field="instruction"),
 }

@@ -6,10 +6,9 @@ axolotl 0.21.0 prompt_strategies/alpaca_w_system.py: `alpaca_w_system` = `.load_
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig
-from newtune.data.formats.instruct import prompt_response, style_name, text
+from newtune.data.formats.instruct import prompt_response, text
 from newtune.data.styles import PromptStyle, style
-from newtune.data.types import Format, FormatContext, Row, Segment
+from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
 OPEN_ORCA = PromptStyle(
     "### Human:\n{instruction}\n### Additional Context:\n{input}\n### Assistant:\n",
@@ -24,13 +23,11 @@ def system_segments(row: Row, fmt: PromptStyle, ctx: FormatContext) -> list[Segm
     return prompt_response(prompt, text(row["output"]), ctx)
 
 
-def load_chat(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def load_chat(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     return system_segments(row, style("chat"), ctx)
 
 
-def load_instruct(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def load_instruct(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     return system_segments(row, style("instruct"), ctx)
 
 
@@ -39,20 +36,18 @@ def _orca(row: Row, fmt: PromptStyle, ctx: FormatContext) -> list[Segment]:
     return prompt_response(prompt, text(row["response"]), ctx)
 
 
-def load_open_orca(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def load_open_orca(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     return _orca(row, OPEN_ORCA, ctx)
 
 
-def load_open_orca_chatml(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def load_open_orca_chatml(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     return _orca(row, style("chatml"), ctx)
 
 
 TYPES = {
-    "alpaca_w_system": Format(load_chat, "segments", "instruction/input/output/system, chat style"),
-    "alpaca_w_system.load_chat": Format(load_chat, "segments", "instruction/input/output/system, chat style"),
-    "alpaca_w_system.load_instruct": Format(load_instruct, "segments", "instruction/input/output/system, instruct style"),
-    "alpaca_w_system.load_open_orca": Format(load_open_orca, "segments", "OpenOrca: question/response/system_prompt"),
-    "alpaca_w_system.load_open_orca_chatml": Format(load_open_orca_chatml, "segments", "OpenOrca fields, chatml style"),
+    "alpaca_w_system": Format(load_chat, "segments", FormatOptions, "instruction/input/output/system, chat style", prompt_field="instruction"),
+    "alpaca_w_system.load_chat": Format(load_chat, "segments", FormatOptions, "instruction/input/output/system, chat style", prompt_field="instruction"),
+    "alpaca_w_system.load_instruct": Format(load_instruct, "segments", FormatOptions, "instruction/input/output/system, instruct style", prompt_field="instruction"),
+    "alpaca_w_system.load_open_orca": Format(load_open_orca, "segments", FormatOptions, "OpenOrca: question/response/system_prompt", prompt_field="question"),
+    "alpaca_w_system.load_open_orca_chatml": Format(load_open_orca_chatml, "segments", FormatOptions, "OpenOrca fields, chatml style", prompt_field="question"),
 }

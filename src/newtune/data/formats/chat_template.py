@@ -21,12 +21,58 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field, field_validator
+
+from newtune.config.data import TrainOn, check_chat_template_name
 from newtune.data.train_on import role_aliases
-from newtune.data.types import Conversation, FormatContext, Message, Row
+from newtune.data.types import Conversation, FormatContext, FormatOptions, Message, Row
 from newtune.errors import DataError
 
 
-def property_mappings(ds: Any) -> dict[str, str]:
+class ChatOptions(FormatOptions):
+    """Keys every conversation type reads: its template, what trains, and the row's system turn."""
+
+    chat_template: str | None = Field(None, description="Per-dataset chat template (overrides the top level).")
+    chat_template_jinja: str | None = Field(None, description="Inline Jinja or a path to a .jinja file.")
+    roles: dict[str, list[str]] | None = Field(None, description="Role aliases: {user: [human, user], ...}.")
+    roles_to_train: list[str] | None = Field(None, description="Roles whose messages are trained.")
+    train_on_eos: TrainOn | None = Field(None, description="Which EOS tokens are trained: all, turn, last, none.")
+    train_on_eot: TrainOn | None = Field(None, description="Which end-of-turn tokens are trained.")
+    drop_system_message: bool | None = Field(None, description="Drop system messages from conversations.")
+    field_system: str | None = Field(None, description="Row field with a system prompt (default system).")
+
+    _check_template = field_validator("chat_template")(classmethod(lambda cls, v: check_chat_template_name(v)))
+
+    def own_template(self) -> str | None:
+        """A shipped template this format's keys choose by themselves (sharegpt's `conversation:`), if any."""
+        return None
+
+    def role_aliases(self) -> dict[str, str]:
+        """Role names in the data → template roles (used by roles_to_train)."""
+        return role_aliases(self.roles)
+
+    def extra_trained_roles(self) -> tuple[str, ...]:
+        """Roles trained besides roles_to_train."""
+        return ()
+
+
+class Options(ChatOptions):
+    """`type: chat_template`: where the messages and their properties are in a row."""
+
+    field_messages: str | None = Field(None, description="Row field holding the list of messages.")
+    field_tools: str | None = Field(None, description="Row field holding the tool definitions.")
+    message_property_mappings: dict[str, str] | None = Field(
+        None, description="Map of message property (role, content, ...) to the field name in the data."
+    )
+    message_field_role: str | None = Field(None, description="Older name for message_property_mappings.role.")
+    message_field_content: str | None = Field(None, description="Older name for message_property_mappings.content.")
+    message_field_training: str | None = Field(None, description="Per-message boolean field: train this message.")
+    message_field_training_detail: str | None = Field(
+        None, description="Per-message field of character spans to train (begin_offset, end_offset, train)."
+    )
+
+
+def property_mappings(ds: Options) -> dict[str, str]:
     """message_property_mappings with the legacy message_field_role/content folded in (role, content default)."""
     out = dict(ds.message_property_mappings or {})
     for prop, legacy in (("role", ds.message_field_role), ("content", ds.message_field_content)):
@@ -118,10 +164,10 @@ class MessageKeys:
     aliases: dict[str, str]
 
 
-_KEYS: dict[int, tuple[Any, MessageKeys]] = {}
+_KEYS: dict[int, tuple[Options, MessageKeys]] = {}
 
 
-def message_keys(ds: Any) -> MessageKeys:
+def message_keys(ds: Options) -> MessageKeys:
     hit = _KEYS.get(id(ds))
     if hit is not None and hit[0] is ds:
         return hit[1]
@@ -154,7 +200,7 @@ def to_message(raw: Mapping[str, Any], keys: MessageKeys) -> Message:
     return Message(role, content, None if train is None else bool(train), detail, extra)
 
 
-def row_tools(row: Row, ds: Any) -> Any:
+def row_tools(row: Row, ds: Options) -> Any:
     tools = load_json(row.get(ds.field_tools or "tools"), "tools")
     if tools is None:
         return None
@@ -163,7 +209,7 @@ def row_tools(row: Row, ds: Any) -> Any:
     return _decode_function_field(tools, "parameters", "tool parameters")
 
 
-def finish(messages: list[Message], row: Row, ds: Any, ctx: FormatContext) -> list[Message]:
+def finish(messages: list[Message], row: Row, ds: ChatOptions, ctx: FormatContext) -> list[Message]:
     """Row-level system field, drop_system_message, then default_system_message."""
     field_system = ds.field_system or "system"
     if messages and messages[0].role != "system" and row.get(field_system) is not None:
@@ -175,7 +221,7 @@ def finish(messages: list[Message], row: Row, ds: Any, ctx: FormatContext) -> li
     return messages
 
 
-def to_conversation(row: Row, ds: Any, ctx: FormatContext) -> Conversation:
+def to_conversation(row: Row, ds: Options, ctx: FormatContext) -> Conversation:
     keys = message_keys(ds)
     raw = row_messages(row, ds.field_messages or "messages")
     messages = finish([to_message(m, keys) for m in raw], row, ds, ctx)

@@ -6,14 +6,18 @@ unless the text already ends with it; at most 64 × sequence_len tokens, then cu
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field
 
-from newtune.data.types import Encoded, FormatContext, Row, Segment
+from newtune.data.types import Encoded, FormatContext, FormatOptions, Row, Segment
 
 MAX_CHUNKS = 64  # axolotl: max_length = sequence_len * 64
 
 
-def to_segments(row: Row, ds: Any, ctx: FormatContext) -> list[Segment]:
+class Options(FormatOptions):
+    field: str | None = Field(None, description="The row field holding the text (default text).")
+
+
+def to_segments(row: Row, ds: Options, ctx: FormatContext) -> list[Segment]:
     text = row[ds.field or "text"]
     if not isinstance(text, str):
         raise TypeError(f"field '{ds.field or 'text'}' must be text, not {type(text).__name__}")

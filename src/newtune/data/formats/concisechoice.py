@@ -6,9 +6,8 @@ before the turn without a "SYSTEM:" prefix; newtune accepts the suffix and ignor
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig
 from newtune.data.formats.explainchoice import choice_fields
-from newtune.data.formats.instruct import prompt_response, style_name
+from newtune.data.formats.instruct import StyledOptions, prompt_response
 from newtune.data.styles import Prompter, PromptStyle
 from newtune.data.types import Format, FormatContext, Row, Segment
 
@@ -19,10 +18,9 @@ CONCISE = Prompter(
 )
 
 
-def concisechoice(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)  # accepted and ignored, as axolotl does
+def concisechoice(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
     question, choices, answer = choice_fields(row)
     return prompt_response(CONCISE.prompt(question, choices), answer, ctx)
 
 
-TYPES = {"concisechoice": Format(concisechoice, "segments", "question/choices/solution, concise chat prompt")}
+TYPES = {"concisechoice": Format(concisechoice, "segments", StyledOptions, "question/choices/solution, concise chat prompt", prompt_field="question")}

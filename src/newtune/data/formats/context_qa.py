@@ -7,10 +7,9 @@
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig
-from newtune.data.formats.instruct import prompt_response, style_name, text
+from newtune.data.formats.instruct import prompt_response, text
 from newtune.data.styles import Prompter, PromptStyle, style
-from newtune.data.types import Format, FormatContext, Row, Segment
+from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
 CONTEXT_SYSTEM = "Use the following contextual information to concisely answer the question.\n"
 NOT_IN_CONTEXT = (
@@ -24,26 +23,23 @@ def _context() -> Prompter:
     return Prompter(style("chat"), CONTEXT_SYSTEM, CONTEXT_SYSTEM)
 
 
-def context_qa(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def context_qa(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     prompt = _context().prompt(row["article"] + "\n===\n" + row["question"])
     return prompt_response(prompt, text(row["answer"]), ctx)
 
 
-def load_v2(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def load_v2(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     prompt = V2.prompt("Context: " + row["context"] + "\nQuestion: " + row["question"] + "\n")
     return prompt_response(prompt, "Answer: " + row["answer"], ctx)
 
 
-def load_404(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def load_404(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     prompt = _context().prompt(row["article"] + "\n===\n" + row["unanswerable_question"])
     return prompt_response(prompt, NOT_IN_CONTEXT, ctx)
 
 
 TYPES = {
-    "context_qa": Format(context_qa, "segments", "article/question/answer, chat style"),
-    "context_qa.load_v2": Format(load_v2, "segments", "context/question/answer, plain Context:/Question:/Answer:"),
-    "context_qa.load_404": Format(load_404, "segments", "article/unanswerable_question → fixed refusal"),
+    "context_qa": Format(context_qa, "segments", FormatOptions, "article/question/answer, chat style", prompt_field="article"),
+    "context_qa.load_v2": Format(load_v2, "segments", FormatOptions, "context/question/answer, plain Context:/Question:/Answer:", prompt_field="context"),
+    "context_qa.load_404": Format(load_404, "segments", FormatOptions, "article/unanswerable_question → fixed refusal", prompt_field="article"),
 }

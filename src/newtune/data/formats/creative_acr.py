@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from newtune.config.data import DatasetConfig
-from newtune.data.formats.instruct import prompt_response, style_name, text
-from newtune.data.types import Format, FormatContext, Row, Segment
+from newtune.data.formats.instruct import prompt_response, text
+from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
 ANSWER_SYSTEM = (
     "Answer the following question in a comprehensive, in-depth, and creative way. Additionally your "
@@ -61,25 +60,22 @@ def evaluation(row: Row) -> str:
     return dump(row["scores"]) + dump(row["critiques"])
 
 
-def load_answer(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def load_answer(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     return prompt_response(chat_prompt(row["instruction"], ANSWER_SYSTEM), text(row["revision"]), ctx)
 
 
-def load_critique(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def load_critique(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     question = CRITIQUE_PROMPT.format(question=row["instruction"], answer=row["answer"])
     return prompt_response(chat_prompt(question), evaluation(row), ctx)
 
 
-def load_revise(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def load_revise(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     question = REVISE_PROMPT.format(question=row["instruction"], answer=row["answer"], evaluation=evaluation(row))
     return prompt_response(chat_prompt(question), text(row["revision"]), ctx)
 
 
 TYPES = {
-    "creative_acr.load_answer": Format(load_answer, "segments", "instruction → revision, creative answer prompt"),
-    "creative_acr.load_critique": Format(load_critique, "segments", "instruction/answer → YAML scores and critiques"),
-    "creative_acr.load_revise": Format(load_revise, "segments", "instruction/answer/evaluation → revision"),
+    "creative_acr.load_answer": Format(load_answer, "segments", FormatOptions, "instruction → revision, creative answer prompt", prompt_field="instruction"),
+    "creative_acr.load_critique": Format(load_critique, "segments", FormatOptions, "instruction/answer → YAML scores and critiques", prompt_field="instruction"),
+    "creative_acr.load_revise": Format(load_revise, "segments", FormatOptions, "instruction/answer/evaluation → revision", prompt_field="instruction"),
 }

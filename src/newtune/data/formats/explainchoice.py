@@ -6,8 +6,7 @@ has that field, else `explanation`.
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig
-from newtune.data.formats.instruct import prompt_response, style_name, text
+from newtune.data.formats.instruct import StyledOptions, prompt_response, text
 from newtune.data.styles import Prompter, style
 from newtune.data.types import Format, FormatContext, Row, Segment
 
@@ -24,10 +23,10 @@ def choice_fields(row: Row) -> tuple[str, str, str]:
     return row["question"], choices_text(row["choices"]), text(answer)
 
 
-def explainchoice(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
+def explainchoice(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
     question, choices, answer = choice_fields(row)
-    prompter = Prompter(style(style_name(ds, "instruct")), EXPLAIN_SYSTEM, EXPLAIN_SYSTEM)
+    prompter = Prompter(style(opts.style or "instruct"), EXPLAIN_SYSTEM, EXPLAIN_SYSTEM)
     return prompt_response(prompter.prompt(question, choices), answer, ctx)
 
 
-TYPES = {"explainchoice": Format(explainchoice, "segments", "question/choices/solution; the style after ':' (default instruct)")}
+TYPES = {"explainchoice": Format(explainchoice, "segments", StyledOptions, "question/choices/solution; the style after ':' (default instruct)", prompt_field="question")}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig
-from newtune.data.formats.instruct import prompt_response, style_name, text
+from newtune.data.formats.instruct import StyledOptions, prompt_response, text
 from newtune.data.styles import alpaca_prompter
 from newtune.data.types import Format, FormatContext, Row, Segment
 
 
-def gpteacher(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    prompt = alpaca_prompter(style_name(ds, "instruct")).prompt(row["instruction"], text(row.get("input")))
+def gpteacher(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
+    prompt = alpaca_prompter(opts.style or "instruct").prompt(row["instruction"], text(row.get("input")))
     return prompt_response(prompt, text(row["response"]), ctx)
 
 
-TYPES = {"gpteacher": Format(gpteacher, "segments", "instruction/input/response; the style after ':' (default instruct)")}
+TYPES = {"gpteacher": Format(gpteacher, "segments", StyledOptions, "instruction/input/response; the style after ':' (default instruct)", prompt_field="instruction")}

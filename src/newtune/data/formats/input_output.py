@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from newtune.data.types import FormatContext, Row, Segment
+from newtune.data.types import FormatContext, FormatOptions, Row, Segment
 
 
-def to_segments(row: Row, ds: object, ctx: FormatContext) -> list[Segment]:
+def to_segments(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     return [Segment(s["text"], train=bool(s["label"])) for s in row["segments"]]

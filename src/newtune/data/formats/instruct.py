@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from newtune.config.data import DatasetConfig
-from newtune.data.styles import STYLED_TYPES
-from newtune.data.types import FormatContext, Segment
-from newtune.errors import ConfigError
+from pydantic import Field
+
+from newtune.data.types import FormatContext, FormatOptions, Segment
 
 
 def text(value: Any) -> str:
@@ -58,12 +57,13 @@ def prompt_response(prompt: str, response: str, ctx: FormatContext) -> list[Segm
     return segs
 
 
-def style_name(ds: DatasetConfig, default: str | None = None) -> str | None:
-    """The style after ':' in `type:`, else `default`; an error for types axolotl gives no style."""
-    given = ds.type_style
-    if given and ds.type_name not in STYLED_TYPES:
-        raise ConfigError("config", [
-            f"datasets (path {ds.path}).type: type '{ds.type_name}' takes no ':{given}' prompt style"
-            + ("; set `conversation: " + given + "` instead" if ds.type_name == "alpaca_chat" else "")
-        ])
-    return given or default
+class StyledOptions(FormatOptions):
+    """Options of the types that take a prompt style after ':' in `type:` (`alpaca:chat`), as axolotl's
+    DATASET_HANDLERS do. The style is the only one they read, and it comes from `type:` itself."""
+
+    FROM_TYPE = ("style",)
+    style: str | None = Field(None, description="The prompt style after ':' in type: (instruct, chat, chatml, phi).")
+
+    @classmethod
+    def from_type(cls, type_value: Any) -> dict[str, Any]:
+        return {"style": type_value.partition(":")[2] or None} if isinstance(type_value, str) else {}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig
-from newtune.data.formats.instruct import prompt_response, style_name, text
+from newtune.data.formats.instruct import StyledOptions, prompt_response, text
 from newtune.data.styles import alpaca_prompter
 from newtune.data.types import Format, FormatContext, Row, Segment
 
 
-def jeopardy(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    prompt = alpaca_prompter(style_name(ds, "instruct")).prompt(row["question"], text(row["category"]))
+def jeopardy(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
+    prompt = alpaca_prompter(opts.style or "instruct").prompt(row["question"], text(row["category"]))
     return prompt_response(prompt, "what is " + text(row["answer"]), ctx)
 
 
-TYPES = {"jeopardy": Format(jeopardy, "segments", "question/category/answer; the style after ':' (default instruct)")}
+TYPES = {"jeopardy": Format(jeopardy, "segments", StyledOptions, "question/category/answer; the style after ':' (default instruct)", prompt_field="question")}

@@ -8,15 +8,13 @@ tokenizer without BOS, axolotl fails on an empty prompt; newtune encodes the gen
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig
-from newtune.data.formats.instruct import bos, eos, response_text, style_name, text
-from newtune.data.types import Format, FormatContext, Row, Segment
+from newtune.data.formats.instruct import bos, eos, response_text, text
+from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
 EOS_COUNT = 3
 
 
-def metharme(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)
+def metharme(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
     prompt, generation = text(row["prompt"]), text(row["generation"])
     adds_bos = ctx.tokenizer.add_bos
     segs = [*bos(ctx), Segment(prompt, ctx.train_on_inputs)] if prompt or adds_bos else []
@@ -26,4 +24,4 @@ def metharme(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
     return segs
 
 
-TYPES = {"metharme": Format(metharme, "segments", "prompt/generation, three EOS after the generation")}
+TYPES = {"metharme": Format(metharme, "segments", FormatOptions, "prompt/generation, three EOS after the generation", prompt_field="prompt")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from newtune.data.types import IGNORE, Encoded, FormatContext, Row
+from newtune.data.types import IGNORE, Encoded, FormatContext, FormatOptions, Row
 
 
 def _ints(value: Any, name: str) -> list[int]:
@@ -13,7 +13,7 @@ def _ints(value: Any, name: str) -> list[int]:
     return value
 
 
-def to_tokens(row: Row, ds: Any, ctx: FormatContext) -> Encoded:
+def to_tokens(row: Row, opts: FormatOptions, ctx: FormatContext) -> Encoded:
     """input_ids as given; labels as given (else input_ids); tokens with attention_mask 0 are not trained."""
     ids = _ints(row["input_ids"], "input_ids")
     labels = _ints(row["labels"], "labels") if row.get("labels") is not None else list(ids)

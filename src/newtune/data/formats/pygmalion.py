@@ -9,9 +9,8 @@ raises an error instead.
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig
-from newtune.data.formats.instruct import eos, style_name, text
-from newtune.data.types import Format, FormatContext, Row, Segment
+from newtune.data.formats.instruct import eos, text
+from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 from newtune.errors import DataError
 
 
@@ -31,9 +30,8 @@ def turn_piece(role: str, value: str, ctx: FormatContext) -> list[Segment]:
     raise DataError("conversations", f"unknown pygmalion role '{role}'", "roles are system, human and bot")
 
 
-def pygmalion(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[list[Segment]]:
-    style_name(ds)
+def pygmalion(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[list[Segment]]:
     return [turn_piece(turn["role"], text(turn["value"]), ctx) for turn in row["conversations"]]
 
 
-TYPES = {"pygmalion": Format(pygmalion, "pieces", "conversations of system/human/bot turns")}
+TYPES = {"pygmalion": Format(pygmalion, "pieces", FormatOptions, "conversations of system/human/bot turns")}

@@ -10,8 +10,7 @@ output, reflection and corrected are all non-empty.
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig
-from newtune.data.formats.instruct import bos, eos, style_name, text
+from newtune.data.formats.instruct import StyledOptions, bos, eos, text
 from newtune.data.styles import PromptStyle
 from newtune.data.types import Format, FormatContext, Row, Segment
 
@@ -37,8 +36,8 @@ _STYLES = {"instruct": (INSTRUCT, INSTRUCT_LABEL, True), "chat": (CHAT, CHAT_LAB
 _DEFAULT = (INSTRUCT, INSTRUCT_LABEL, False)
 
 
-def reflection(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[list[Segment]]:
-    turns, label_format, with_system = _STYLES.get(style_name(ds) or "", _DEFAULT)
+def reflection(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[list[Segment]]:
+    turns, label_format, with_system = _STYLES.get(opts.style or "", _DEFAULT)
     instruction, input = row["instruction"], text(row.get("input"))
     prompt = turns.render(instruction, input)
     if with_system:
@@ -51,4 +50,4 @@ def reflection(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[list[Seg
     return [segs + eos(prompt + answer, ctx)]
 
 
-TYPES = {"reflection": Format(reflection, "pieces", "instruction/input/output/reflection/corrected")}
+TYPES = {"reflection": Format(reflection, "pieces", StyledOptions, "instruction/input/output/reflection/corrected")}

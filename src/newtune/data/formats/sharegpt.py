@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from newtune.data.formats.chat_template import finish, load_json
+from pydantic import Field
+
+from newtune.data.formats.chat_template import ChatOptions, finish, load_json
 from newtune.data.types import Conversation, FormatContext, Message, Row
 from newtune.errors import DataError
 
@@ -25,7 +27,31 @@ CONVERSATIONS = ("chatml",)  # `conversation:` values newtune renders (FastChat'
 GUANACO_ROLES = {"prompter": "human", "assistant": "gpt"}
 
 
-def role_map(ds: Any) -> dict[str, str]:
+class Options(ChatOptions):
+    """The sharegpt loaders: `roles: {input: [...], output: [...]}` lists extra role names."""
+
+    conversation: str | None = Field(None, description="Conversation style rendered instead of the chat template (chatml).")
+    field_human: str | None = Field(None, description="The `from` value of user turns.")
+    field_model: str | None = Field(None, description="The `from` value of assistant turns.")
+
+    def own_template(self) -> str | None:
+        return conversation_template(self.conversation) if self.conversation else None
+
+    def role_aliases(self) -> dict[str, str]:
+        return {}  # role_map already wrote the template's role names
+
+    def extra_trained_roles(self) -> tuple[str, ...]:
+        return output_roles(self)
+
+
+class FromValueOptions(Options):
+    """`type: sharegpt`: the turn's role and text keys can be renamed."""
+
+    message_field_role: str | None = Field(None, description="Turn key holding the role (default from).")
+    message_field_content: str | None = Field(None, description="Turn key holding the text (default value).")
+
+
+def role_map(ds: Options) -> dict[str, str]:
     """Every accepted `from` value → the role written into the template."""
     out = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
            "tool": "tool"}
@@ -38,7 +64,7 @@ def role_map(ds: Any) -> dict[str, str]:
     return out
 
 
-def output_roles(ds: Any) -> tuple[str, ...]:
+def output_roles(ds: Options) -> tuple[str, ...]:
     """Extra roles trained like assistant turns (`roles: {output: [...]}`)."""
     return tuple((ds.roles or {}).get("output", ()))
 
@@ -66,7 +92,7 @@ def _turns(row: Row, role_key: str, value_key: str) -> list[Mapping[str, Any]]:
     return turns
 
 
-def _conversation(pairs: list[tuple[Any, Any]], row: Row, ds: Any, ctx: FormatContext) -> Conversation:
+def _conversation(pairs: list[tuple[Any, Any]], row: Row, ds: Options, ctx: FormatContext) -> Conversation:
     roles = role_map(ds)
     messages = []
     for raw, value in pairs:
@@ -80,16 +106,16 @@ def _conversation(pairs: list[tuple[Any, Any]], row: Row, ds: Any, ctx: FormatCo
     return Conversation(tuple(messages))
 
 
-def to_conversation(row: Row, ds: Any, ctx: FormatContext) -> Conversation:
+def to_conversation(row: Row, ds: FromValueOptions, ctx: FormatContext) -> Conversation:
     role_key, value_key = ds.message_field_role or "from", ds.message_field_content or "value"
     return _conversation([(t[role_key], t[value_key]) for t in _turns(row, role_key, value_key)], row, ds, ctx)
 
 
-def load_role(row: Row, ds: Any, ctx: FormatContext) -> Conversation:
+def load_role(row: Row, ds: Options, ctx: FormatContext) -> Conversation:
     return _conversation([(t["role"], t["value"]) for t in _turns(row, "role", "value")], row, ds, ctx)
 
 
-def load_guanaco(row: Row, ds: Any, ctx: FormatContext) -> Conversation:
+def load_guanaco(row: Row, ds: Options, ctx: FormatContext) -> Conversation:
     turns = _turns(row, "role", "text")
     pairs = []
     for t in turns:
@@ -99,7 +125,7 @@ def load_guanaco(row: Row, ds: Any, ctx: FormatContext) -> Conversation:
     return _conversation(pairs, row, ds, ctx)
 
 
-def jokes(row: Row, ds: Any, ctx: FormatContext) -> Conversation:
+def jokes(row: Row, ds: Options, ctx: FormatContext) -> Conversation:
     """One joke row (title, text, explanation), at the top of the row or as conversations[0]."""
     src = row
     if "text" not in row and isinstance(row.get("conversations"), list) and row["conversations"]:

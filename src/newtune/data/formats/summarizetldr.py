@@ -5,8 +5,7 @@ The style after ':' is accepted and ignored, as in axolotl's SummarizeTLDRPrompt
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig
-from newtune.data.formats.instruct import prompt_response, style_name, text
+from newtune.data.formats.instruct import StyledOptions, prompt_response, text
 from newtune.data.styles import Prompter, PromptStyle
 from newtune.data.types import Format, FormatContext, Row, Segment
 
@@ -16,9 +15,8 @@ TLDR = Prompter(PromptStyle(
 ))
 
 
-def summarizetldr(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    style_name(ds)  # accepted and ignored, as axolotl does
+def summarizetldr(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
     return prompt_response(TLDR.prompt(row["article"]), text(row["summary"]), ctx)
 
 
-TYPES = {"summarizetldr": Format(summarizetldr, "segments", "article/summary, TL;DR chat prompt")}
+TYPES = {"summarizetldr": Format(summarizetldr, "segments", StyledOptions, "article/summary, TL;DR chat prompt", prompt_field="article")}

@@ -8,24 +8,34 @@ Defaults: "{instruction} {input} ", "{instruction} ", "{system}", fields instruc
 
 from __future__ import annotations
 
-from newtune.config.data import DatasetConfig, UserDefinedType
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from newtune.config.data import InstructKeys
 from newtune.data.formats.instruct import prompt_response, text
 from newtune.data.styles import USER_DEFINED_DEFAULTS, PromptStyle
-from newtune.data.types import Format, FormatContext, Row, Segment
+from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
 
-def settings(ds: DatasetConfig) -> dict[str, str]:
-    """The mapping's keys, else the same keys on the dataset entry, else axolotl's defaults."""
-    mapping = ds.type if isinstance(ds.type, UserDefinedType) else None
-    out = {}
-    for key, default in USER_DEFINED_DEFAULTS.items():
-        value = getattr(mapping, key, None) if mapping is not None else None
-        out[key] = value if value is not None else getattr(ds, key) if getattr(ds, key) is not None else default
-    return out
+class Options(FormatOptions, InstructKeys):
+    """The instruct keys, from the `type:` mapping, else from the dataset entry itself."""
+
+    @classmethod
+    def from_type(cls, type_value: Any) -> dict[str, Any]:
+        mapping = type_value.model_dump() if isinstance(type_value, BaseModel) else type_value
+        return {k: v for k, v in mapping.items() if v is not None} if isinstance(mapping, Mapping) else {}
 
 
-def user_defined(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segment]:
-    s = settings(ds)
+def settings(opts: Options) -> dict[str, str]:
+    """The given keys, else axolotl's defaults."""
+    return {key: default if getattr(opts, key) is None else getattr(opts, key)
+            for key, default in USER_DEFINED_DEFAULTS.items()}
+
+
+def user_defined(row: Row, opts: Options, ctx: FormatContext) -> list[Segment]:
+    s = settings(opts)
     fmt = PromptStyle(s["format"], s["no_input_format"], s["system_format"])
     instruction = row[s["field_instruction"]]
     input = text(row[s["field_input"]]) if s["field_input"] in row else ""
@@ -34,4 +44,6 @@ def user_defined(row: Row, ds: DatasetConfig, ctx: FormatContext) -> list[Segmen
     return prompt_response(fmt.render(instruction, input, system), output, ctx)
 
 
-TYPES = {"user_defined": Format(user_defined, "segments", "format strings and field names from the `type:` mapping")}
+TYPES = {"user_defined": Format(user_defined, "segments", Options,
+                                "format strings and field names from the `type:` mapping",
+                                prompt_field=lambda opts: opts.field_instruction or "instruction")}
