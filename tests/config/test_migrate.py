@@ -51,7 +51,7 @@ def test_dataset_message_fields_move_into_message_property_mappings(caplog):
     ds = [{"path": "d.jsonl", "type": "chat_template", "message_field_role": "from", "message_field_content": "value"}]
     cfg, warnings = load_warned({"datasets": ds}, caplog)
     assert cfg.data.datasets[0].message_property_mappings == {"role": "from", "content": "value"}
-    assert cfg.data.datasets[0].message_field_role is None
+    assert "message_field_role" not in cfg.data.datasets[0].options  # moved, not kept beside
     assert len(warnings) == 2 and "datasets[0].message_field_role: deprecated" in warnings[0]
     sharegpt = [{"path": "d.jsonl", "type": "sharegpt", "message_field_role": "from"}]
     assert migrated({"datasets": sharegpt})[1] == []  # sharegpt reads the field itself

@@ -96,3 +96,11 @@ def test_instruct_formats_declare_their_prompt_field():
             assert isinstance(field, str) and field, name
     user = options_of(DatasetConfig(path="-", type={"field_instruction": "q"}))
     assert FORMATS["user_defined"].prompt_field_for(user) == "q"
+
+
+def test_a_blank_key_of_another_format_asks_for_nothing():
+    """axolotl configs leave keys empty (`field_messages:`): null means the default, for format keys too."""
+    cfg = load_config(None, raw={"datasets": [{"path": "a.jsonl", "type": "alpaca", "field_messages": None}]})
+    assert options_of(cfg.data.datasets[0]).style is None
+    assert problems({"path": "a.jsonl", "type": "alpaca", "feild_mesages": None}) == [
+        "datasets[0].feild_mesages: unknown key. Did you mean 'field_messages'?"]

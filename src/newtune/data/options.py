@@ -88,6 +88,8 @@ def build_options(type_value: Any, extras: Mapping[str, Any], where: str,
     fmt = format_named(type_value)
     type_name = type_value.partition(":")[0] if isinstance(type_value, str) else "" if type_value is None else "user_defined"
     shown_name = type_name or "(none: pre-tokenized rows)"
+    # a null for a key some format reads asks for nothing (axolotl configs leave keys blank)
+    extras = {k: v for k, v in extras.items() if v is not None or not readers_of(k)}
     problems = [f"{where}.{k}: comes from `type:` itself (type: {type_name}:<{k}>), not from a key"
                 for k in extras if k in fmt.Options.FROM_TYPE]
     try:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict
+from newtune.config.base import Section
 
 Row = Mapping[str, Any]
 IGNORE = -100  # label of a token that is not trained
@@ -65,14 +65,14 @@ FormatOutput = list[Segment] | list[list[Segment]] | Conversation | Encoded
 Kind = Literal["segments", "pieces", "conversation", "tokens"]
 
 
-class FormatOptions(BaseModel):
+class FormatOptions(Section):
     """The keys one format reads under `datasets[i]`, beyond the common ones (config/data.py DatasetConfig).
 
     `extra="forbid"`: a key the format does not read is an error at `check`, never silently ignored.
     data/options.py validates them once per dataset entry; formats read `opts.<key>`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Section: extra="forbid", frozen, a null value means the default.
     # Fields filled from the `type:` value itself (`alpaca:chat` → style), never from a key of the entry.
     FROM_TYPE: ClassVar[tuple[str, ...]] = ()
 
