@@ -145,17 +145,20 @@ def preprocess(
     ctx: typer.Context,
     config: ConfigArg,
     set_: SetOpt = None,
-    debug: Annotated[bool, typer.Option(help="Show the first rows token by token: token(label, id).")] = False,
+    debug: Annotated[bool, typer.Option(help="Show the first rows token by token: token(label, id), tokens decoded "
+                                        "with visible whitespace (␣five, \\n); masked dim, trained green.")] = False,
     debug_num_examples: Annotated[int, typer.Option(help="Rows shown by --debug.")] = 3,
-    debug_text_only: Annotated[bool, typer.Option(help="Show decoded text with masked spans dimmed.")] = False,
+    debug_text_only: Annotated[bool, typer.Option(help="Show decoded text with masked spans dimmed "
+                                                  "([[bracketed]] when the output is not a terminal).")] = False,
+    debug_pieces: Annotated[bool, typer.Option(help="--debug with the tokenizer's raw pieces (Ġfive, Ċ).")] = False,
     dump: Annotated[Path | None, typer.Option(help="Write every training row as JSONL (input_ids, labels, attention_mask).")] = None,
 ) -> None:
-    """Tokenize and cache the datasets of CONFIG; print a summary."""
+    """Tokenize and cache the datasets of CONFIG; print a summary (to stdout; progress to stderr)."""
     from newtune.data.pipeline import run_preprocess
 
     cfg = load(config, set_, ctx)
-    run_preprocess(cfg, console, debug=debug or debug_text_only, debug_num_examples=debug_num_examples,
-                   debug_text_only=debug_text_only, dump=dump)
+    run_preprocess(cfg, console, debug=debug or debug_text_only or debug_pieces, debug_num_examples=debug_num_examples,
+                   debug_text_only=debug_text_only, debug_pieces=debug_pieces, dump=dump, out=out)
 
 
 @app.command(context_settings=OVERRIDES)
@@ -164,7 +167,7 @@ def train(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
     before_torch()
     from newtune.train.loop import run_training
 
-    result = run_training(load(config, set_, ctx), console)
+    result = run_training(load(config, set_, ctx), console, summary=out, config_name=str(config))
     if result.interrupted:  # Ctrl-C: a checkpoint is saved, but the run did not finish (as `&&` chains must see)
         raise typer.Exit(130)
 
@@ -196,7 +199,7 @@ def evaluate(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None
     before_torch()
     from newtune.train.evaluate import run_evaluate
 
-    run_evaluate(load(config, set_, ctx), console)
+    run_evaluate(load(config, set_, ctx), console, out)
 
 
 @app.command("merge-lora", context_settings=OVERRIDES)

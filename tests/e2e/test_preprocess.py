@@ -35,9 +35,15 @@ def test_preprocess_summary_debug_and_dump(tmp_path, smol_tok_dir):
     dump = tmp_path / "out" / "dump.jsonl"
     r = newtune("preprocess", str(cfg), "--debug", "--debug-num-examples", "1", "--dump", str(dump), tmp_path=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "Q(-100, 65) :(-100, 42) Ġhi(-100, 15876) Ċ(-100, 198) A(49, 49) :(42, 42) Ġhello(33662, 33662)" in r.stderr
-    assert "rows read" in r.stderr and "trainable tokens" in r.stderr and "3 (25.0%)" in r.stderr
-    assert "1 train rows have no trainable token" in r.stderr and "data.jsonl line 2" in r.stderr
+    # what a user keeps (the rows shown, the summary) on stdout; progress on stderr
+    assert "Q(-100, 65) :(-100, 42) ␣hi(-100, 15876) \\n(-100, 198) A(49, 49) :(42, 42) ␣hello(33662, 33662)" in r.stdout
+    assert "rows read" in r.stdout and "trainable tokens" in r.stdout and "3 (25.0%)" in r.stdout
+    assert "1 train rows have no trainable token" in r.stdout and "data.jsonl line 2" in r.stdout
+    assert "tokenizing →" in r.stderr and "rows read" not in r.stderr
+    pieces = newtune("preprocess", str(cfg), "--debug-pieces", "--debug-num-examples", "1", tmp_path=tmp_path)
+    assert "Q(-100, 65) :(-100, 42) Ġhi(-100, 15876) Ċ(-100, 198) A(49, 49)" in pieces.stdout
+    text = newtune("preprocess", str(cfg), "--debug-text-only", "--debug-num-examples", "1", tmp_path=tmp_path)
+    assert "[[Q: hi\n]]A: hello" in text.stdout  # no terminal: masked spans in brackets
     rows = [json.loads(line) for line in dump.read_text().splitlines()]
     assert rows == [
         {"input_ids": [65, 42, 15876, 198, 49, 42, 33662], "labels": [-100, -100, -100, -100, 49, 42, 33662],
@@ -45,7 +51,7 @@ def test_preprocess_summary_debug_and_dump(tmp_path, smol_tok_dir):
         {"input_ids": [65, 42, 411, 85, 198], "labels": [-100] * 5, "attention_mask": [1] * 5},
     ]
     again = newtune("preprocess", str(cfg), tmp_path=tmp_path)
-    assert again.returncode == 0 and "from cache" in again.stderr
+    assert again.returncode == 0 and "from cache" in again.stdout
 
 
 def test_preprocess_does_not_import_torch(tmp_path, smol_tok_dir):

@@ -37,10 +37,14 @@ def test_train_writes_outputs_and_evaluate_matches(tmp_path, tiny_model_dir):
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, 9))  # 8 train rows / 2 = 4 steps × 2 epochs
     final_eval = records[-1]["eval_loss"]
-    assert "final loss" in res.stderr and "tokens/s" in res.stderr and str(out) in res.stderr
+    # the summary a user keeps on stdout; the precision line and one plain line per step (no terminal) on stderr
+    assert "final loss" in res.stdout and "tokens/s" in res.stdout and str(out) in res.stdout
+    assert "precision: fp32 (auto: NEWTUNE_CPU_BF16=0" in res.stderr and "final loss" not in res.stderr
+    assert len([line for line in res.stderr.splitlines() if line.startswith("step ") and " tok/s  ETA " in line]) == 8
 
     res = subprocess.run([NEWTUNE, "evaluate", str(config)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.startswith("eval loss ") and "eval loss" not in res.stderr
     ev = json.loads((out / "eval.json").read_text())
     assert ev["rows"] == 2 and ev["loss"] == pytest.approx(final_eval, rel=1e-5)
     assert ev["perplexity"] == pytest.approx(math.exp(ev["loss"]))

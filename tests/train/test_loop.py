@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
+import re
 
 import pytest
 import torch
+from rich.console import Console
 from tiny_run import losses, tiny_run_fixture  # noqa: F401 (the tiny_run fixture)
 
 from newtune.errors import NewtuneError
@@ -171,6 +175,44 @@ def test_sample_packing_trains_the_same_tokens(tiny_run):
     assert packed.steps < padded.steps == 8
     assert packed.trained_tokens == padded.trained_tokens and packed.tokens == padded.tokens
     assert all(math.isfinite(x) for x in losses(packed.output_dir))
+    # the packing report: printed at the start, in the closing summary and in train_summary.json
+    bins = packed.steps  # micro_batch_size 1, accumulation 1: one bin per step
+    assert re.fullmatch(rf"packing: 8 rows → {bins} bins of 64 tokens, \d+\.\d% full \(padded to sequence_len: \d+\.\d%\)",
+                        packed.packing)
+    summary = json.loads((packed.output_dir / "train_summary.json").read_text())
+    assert summary["packing"] == packed.packing and summary["steps"] == packed.steps
+    assert not padded.packing
+
+
+def test_log_file_gets_one_plain_line_per_logging_step(tiny_run):
+    """Without a terminal (nohup, CI, `> log`): the precision line, then a plain line per logging step."""
+    cfg, log = tiny_run(out="log", logging_steps=2)
+    result = run_training(cfg, log)
+    text = log.file.getvalue()
+    assert text.splitlines()[0] == ("precision: fp32 (auto: NEWTUNE_CPU_BF16=0 in the environment; set bf16: true "
+                                    "to use it anyway)")
+    steps = [line for line in text.splitlines() if line.startswith("step ")]
+    assert len(steps) == 2, text
+    pattern = (r"step (\d)/4  epoch (\S+)  loss (\S+)  lr (\S+)  grad_norm (\S+)  (\S+) tok/s  "
+               r"ETA \d+:\d\d:\d\d")
+    records = read_metrics(result.output_dir)
+    for line, rec in zip(steps, records, strict=True):
+        m = re.fullmatch(pattern, line)
+        assert m, line
+        assert (int(m[1]), float(m[2]), float(m[3])) == (rec["step"], rec["epoch"], round(rec["loss"], 4))
+        assert float(m[5]) == pytest.approx(rec["grad_norm"], abs=1e-3)
+    assert "━" not in text  # no progress bar in a log file
+    summary = json.loads((result.output_dir / "train_summary.json").read_text())
+    assert summary["precision"] == text.splitlines()[0]
+
+
+def test_terminal_gets_the_progress_bar_not_plain_lines(tiny_run):
+    cfg, _ = tiny_run(out="tty")
+    tty = Console(file=io.StringIO(), width=120, force_terminal=True)
+    run_training(cfg, tty)
+    text = tty.file.getvalue()
+    assert "━" in text and "tok/s" in text
+    assert not [line for line in text.splitlines() if line.startswith("step ")]
 
 
 def test_full_finetune_with_gradient_checkpointing_resumes_exactly(tiny_run, tmp_path):
@@ -221,6 +263,19 @@ def test_bf16_true_trains_in_bf16_on_cpu(tiny_run):
     assert all(math.isfinite(x) for x in losses(result.output_dir)) and result.steps == 2
 
 
+@pytest.mark.parametrize("master", [False, True])
+def test_full_finetune_in_bf16_says_where_master_weights_live(tiny_run, master):
+    cfg, log = tiny_run(out=f"full-{master}", adapter=None, lora_target_linear=False, bf16=True,
+                        fp32_master_weights=master, max_steps=2)
+    result = run_training(cfg, log)
+    assert {p.dtype for p in result.model.parameters()} == {torch.float32 if master else torch.bfloat16}
+    assert all(math.isfinite(x) for x in losses(result.output_dir))
+    first = log.file.getvalue().splitlines()[0]
+    assert first == ("precision: bf16 (bf16: true; master weights and optimizer state fp32 (fp32_master_weights))"
+                     if master else "precision: bf16 (bf16: true; weights and optimizer state bf16 too "
+                     "(fp32_master_weights: true keeps them in fp32))")
+
+
 def test_pretraining_dataset_trains_exactly_max_steps_of_streamed_rows(tiny_run, tmp_path):
     import json
 
@@ -233,6 +288,7 @@ def test_pretraining_dataset_trains_exactly_max_steps_of_streamed_rows(tiny_run,
     assert result.steps == 3 and not result.interrupted
     got = losses(result.output_dir)
     assert len(got) == 3 and all(math.isfinite(x) for x in got)
+    assert all("epoch" not in r for r in read_metrics(result.output_dir))  # a stream has no epochs
     # 3 steps x 2 rows of 32 tokens, every token of a full row real (rows are packed from the stream)
     assert result.tokens <= 3 * 2 * 32 and result.tokens > 3 * 2 * 16
 

@@ -7,7 +7,7 @@ import pytest
 from newtune.config.train import TrainConfig
 from newtune.errors import NewtuneError
 from newtune.train import precision
-from newtune.train.precision import Precision, cpu_has_bf16, resolve_precision
+from newtune.train.precision import Precision, cpu_has_bf16, describe, resolve_precision
 
 SPR = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
 SKYLAKE = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n"
@@ -41,8 +41,9 @@ def test_cpu_bf16_step_ratio_is_measured():
 
 def test_auto_on_gpu_with_bf16_is_bf16(monkeypatch):
     monkeypatch.setattr(precision, "cuda_bf16", lambda: True)
-    assert resolve_precision(TrainConfig(), adapter=None, device_type="cuda") == Precision(
-        "bfloat16", "bf16", "bf16: auto on a GPU with bf16")
+    p = resolve_precision(TrainConfig(), adapter="lora", device_type="cuda")
+    assert p == Precision("bfloat16", "bf16", "auto: this GPU supports bf16; set bf16: false for fp32")
+    assert describe(p) == "precision: bf16 (auto: this GPU supports bf16; set bf16: false for fp32)"
 
 
 def test_auto_on_gpu_without_bf16_is_fp32(monkeypatch):
@@ -86,3 +87,27 @@ def test_cpu_verdict_is_measured_once_per_machine_and_can_be_forced(monkeypatch,
     assert (tmp_path / "cpu_bf16.json").exists()
     monkeypatch.setenv("NEWTUNE_CPU_BF16", "0")
     assert precision.cpu_bf16_is_fast() is False
+
+
+@pytest.mark.parametrize(("flags", "ratio", "line"), [
+    (SPR, 0.7, "precision: bf16 (auto: measured 1.4× faster than fp32 on this CPU; set bf16: false for fp32)"),
+    (SPR, 3.0, "precision: fp32 (auto: bf16 measured 3.0× slower than fp32 on this CPU; set bf16: true to use it anyway)"),
+    (SPR, 0.9, "precision: fp32 (auto: bf16 measured only 1.11× faster than fp32 on this CPU (needs 1.25×); "
+               "set bf16: true to use it anyway)"),
+    (SKYLAKE, 0.5, "precision: fp32 (auto: this CPU has no bf16 instructions; set bf16: true to use it anyway)"),
+])
+def test_the_precision_line_says_what_and_why(monkeypatch, tmp_path, flags, ratio, line):
+    monkeypatch.delenv("NEWTUNE_CPU_BF16", raising=False)
+    monkeypatch.setenv("NEWTUNE_CACHE", str(tmp_path))
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda cpuinfo=None: cpu_has_bf16(flags))
+    monkeypatch.setattr(precision, "cpu_bf16_step_ratio", lambda: ratio)
+    assert describe(resolve_precision(TrainConfig(bf16="auto"), adapter="lora", device_type="cpu")) == line
+
+
+def test_full_finetune_bf16_master_weights(monkeypatch):
+    pure = resolve_precision(TrainConfig(bf16=True), adapter=None, device_type="cpu")
+    assert (pure.dtype, pure.mixed_precision) == ("bfloat16", "bf16") and "fp32_master_weights: true" in pure.reason
+    master = resolve_precision(TrainConfig(bf16=True, fp32_master_weights=True), adapter=None, device_type="cpu")
+    assert (master.dtype, master.mixed_precision) == ("float32", "bf16")
+    lora = resolve_precision(TrainConfig(bf16=True, fp32_master_weights=True), adapter="lora", device_type="cpu")
+    assert lora.dtype == "bfloat16"  # the frozen base; the adapter is fp32 either way

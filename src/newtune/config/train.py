@@ -51,6 +51,9 @@ class TrainConfig(Section):
     max_grad_norm: float | None = Field(1.0, ge=0, description="Clip gradients to this norm (0: no clipping).")
     bf16: Precision = Field("auto", description="true, false or auto (bf16 only where the hardware does it natively).")
     fp16: bool | None = Field(None, description="Train in fp16 with loss scaling (GPU).")
+    fp32_master_weights: bool = Field(
+        False, description="Full fine-tune in bf16: keep weights and optimizer state in fp32 under bf16 autocast "
+        "(as the HF Trainer does) instead of in bf16 (as axolotl loads the model).")
     tf32: bool | None = Field(None, description="Allow TF32 matmuls on Ampere+ GPUs.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
     gradient_checkpointing_kwargs: CheckpointingKwargs | None = Field(None, description="use_reentrant (default false).")

@@ -1,4 +1,5 @@
-"""Views of encoded rows: `show()` for tests and --debug, coloured token/text views, the --dump writer."""
+"""Views of encoded rows: `show()` for tests and --debug, coloured token/text views, the --dump writer,
+the closing summary and the packing report."""
 
 from __future__ import annotations
 
@@ -29,36 +30,65 @@ def show(enc: Encoded, tok: Any) -> str:
     return " ".join(out)
 
 
-def debug_tokens(enc: Encoded, tok: Any) -> str:
-    """Rich markup, axolotl's --debug view: each token as `token(label, id)`, trained green, masked red."""
+VISIBLE = str.maketrans({" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r"})
+
+
+def visible_tokens(ids: list[int], tok: Any) -> list[str]:
+    """Each token as the text it adds to the decoded row, whitespace made visible: `␣five`, `\\n`.
+
+    Read from growing prefixes of the row (a lone SentencePiece token decodes without its leading space);
+    a token that ends inside a UTF-8 character shows its raw piece, the one completing it the character. Quadratic: for the few rows --debug shows.
+    """
+    pieces = tok.convert_ids_to_tokens(list(ids))
+    out, before = [], ""
+    for i, piece in enumerate(pieces):
+        text = tok.decode(list(ids[: i + 1]), skip_special_tokens=False)
+        added = text[len(before):] if text.startswith(before) else ""
+        if not added or "\ufffd" in added:
+            out.append(piece)  # part of a character: the token that completes it shows the character
+            continue
+        out.append(added.translate(VISIBLE))
+        before = text
+    return out
+
+
+def debug_tokens(enc: Encoded, tok: Any, pieces: bool = False) -> str:
+    """Rich markup, axolotl's --debug view: each token as `token(label, id)`, trained green, masked dim.
+
+    Tokens are decoded with visible whitespace (`␣five(-100, 3716)`); `pieces` shows the tokenizer's raw
+    pieces instead (`Ġfive`)."""
     from rich.markup import escape
 
-    pieces = tok.convert_ids_to_tokens(list(enc["input_ids"]))
+    ids = list(enc["input_ids"])
+    shown = tok.convert_ids_to_tokens(ids) if pieces else visible_tokens(ids, tok)
     parts = []
-    for piece, tid, label in zip(pieces, enc["input_ids"], enc["labels"], strict=True):
-        colour = "red" if label == IGNORE else "green"
-        parts.append(f"[{colour}]{escape(piece)}[/{colour}]([white]{label}, {tid}[/white])")
+    for text, tid, label in zip(shown, ids, enc["labels"], strict=True):
+        style = "dim" if label == IGNORE else "green"
+        parts.append(f"[{style}]{escape(text)}({label}, {tid})[/{style}]")
     return " ".join(parts)
 
 
-def debug_text(enc: Encoded, tok: Any) -> str:
-    """Rich markup: the decoded text, trained spans plain, masked spans dimmed."""
+def debug_text(enc: Encoded, tok: Any, brackets: bool = False) -> str:
+    """Rich markup: the decoded text, trained spans bold, masked spans dimmed; `brackets` (no terminal, so no
+    styles) puts each masked span in [[ ]] instead, so the distinction survives a log file."""
     from rich.markup import escape
 
     out, run, masked = [], [], None
     for tid, label in zip(enc["input_ids"], enc["labels"], strict=True):
         m = label == IGNORE
         if masked is not None and m != masked:
-            out.append(_span(tok.decode(run), masked, escape))
+            out.append(_span(tok.decode(run), masked, escape, brackets))
             run = []
         run.append(tid)
         masked = m
     if run:
-        out.append(_span(tok.decode(run), bool(masked), escape))
+        out.append(_span(tok.decode(run), bool(masked), escape, brackets))
     return "".join(out)
 
 
-def _span(text: str, masked: bool, escape: Any) -> str:
+def _span(text: str, masked: bool, escape: Any, brackets: bool) -> str:
+    if brackets:
+        return escape(f"[[{text}]]") if masked else escape(text)
     return f"[dim]{escape(text)}[/dim]" if masked else f"[bold]{escape(text)}[/bold]"
 
 
@@ -85,19 +115,21 @@ def write_dump(rows: Iterable[Encoded], path: Path) -> int:
     return n
 
 
-def print_rows(rows: Iterable[Encoded], tok: Any, console: Any, text_only: bool) -> None:
-    """Rows as --debug shows them: tokens as token(label, id), or text with masked spans dimmed."""
+def print_rows(rows: Iterable[Encoded], tok: Any, console: Any, text_only: bool, pieces: bool = False) -> None:
+    """Rows as --debug shows them: tokens as token(label, id), or text with masked spans dimmed (bracketed
+    where the console is no terminal)."""
     for i, row in enumerate(rows):
         console.rule(f"row {i}")
-        console.print(debug_text(row, tok) if text_only else debug_tokens(row, tok), highlight=False, soft_wrap=True)
+        view = debug_text(row, tok, brackets=not console.is_terminal) if text_only else debug_tokens(row, tok, pieces)
+        console.print(view, highlight=False, soft_wrap=True)
 
 
-def preview_stream(data: Any, tok: Any, console: Any, n: int, text_only: bool) -> None:
+def preview_stream(data: Any, tok: Any, console: Any, n: int, text_only: bool, pieces: bool = False) -> None:
     from itertools import islice
 
     from newtune.data.formats.pretraining import prepare_stream
 
-    print_rows(islice(prepare_stream(data, tok), n), tok, console, text_only)
+    print_rows(islice(prepare_stream(data, tok), n), tok, console, text_only, pieces)
     console.print("pretraining_dataset is streamed during training; nothing to cache")
 
 
@@ -141,3 +173,19 @@ def print_summary(prepared: Any, data: Any, console: Any) -> None:
                           f"(every label is masked), e.g. {', '.join(p.zero_trainable_rows)}; check the field "
                           "names, roles_to_train and train_on_inputs", highlight=False)
 
+
+
+def packing_line(lengths: Any, capacity: int, seed: int | None = 0) -> str:
+    """`packing: 500 rows → 122 bins of 512 tokens, 98.3% full (padded to sequence_len: 24.0%)`.
+
+    The bins are the ones training packs (the same seeded first-fit as epoch 0's plan)."""
+    import numpy as np
+
+    from newtune.data.pack import pack_lengths, packing_efficiency
+
+    lengths = np.asarray(lengths, dtype=np.int64)
+    bins = pack_lengths(lengths, capacity=capacity, seed=seed)
+    packed = packing_efficiency(lengths, bins, capacity)
+    padded = float(lengths.sum()) / max(len(lengths) * capacity, 1)
+    return (f"packing: {len(lengths):,} rows → {len(bins):,} bins of {capacity} tokens, {packed:.1%} full "
+            f"(padded to sequence_len: {padded:.1%})")

@@ -430,20 +430,27 @@ def shuffle_split(rows: Rows, data: DataConfig, seed: int) -> tuple[Rows, Rows |
 
 
 def run_preprocess(cfg: Any, console: Any, *, debug: bool = False, debug_num_examples: int = 3,
-                   debug_text_only: bool = False, dump: Path | None = None) -> PreparedRows | None:
-    """`newtune preprocess`: tokenize and cache, optionally show or dump rows, print the summary."""
+                   debug_text_only: bool = False, debug_pieces: bool = False, dump: Path | None = None,
+                   out: Any = None) -> PreparedRows | None:
+    """`newtune preprocess`: tokenize and cache, optionally show or dump rows, print the summary.
+
+    `out` (the CLI's stdout) gets what a user keeps: the --debug rows and the summary; `console` the rest."""
     from newtune.data import inspect
     from newtune.data.tokenizer import tokenizer_for
 
+    out = console if out is None else out
     tok = tokenizer_for(cfg.model, light=True)
     if not cfg.data.datasets:  # pretraining only: nothing to cache, show what the stream yields
-        inspect.preview_stream(cfg.data, tok, console, debug_num_examples if debug else 1, debug_text_only)
+        inspect.preview_stream(cfg.data, tok, out, debug_num_examples if debug else 1, debug_text_only, debug_pieces)
         return None
     prepared = prepare_rows(cfg.data, tok, seed=cfg.train.seed, console=console)
     if debug:
-        inspect.print_rows(prepared.train.iter_encoded(debug_num_examples), tok, console, debug_text_only)
+        inspect.print_rows(prepared.train.iter_encoded(debug_num_examples), tok, out, debug_text_only, debug_pieces)
     if dump is not None:
         n = inspect.write_dump(prepared.train.iter_encoded(), dump)
         console.print(f"wrote {n} training rows to {dump}")
-    inspect.print_summary(prepared, cfg.data, console)
+    inspect.print_summary(prepared, cfg.data, out)
+    if cfg.train.sample_packing:
+        out.print(inspect.packing_line(prepared.train.lengths(), cfg.data.sequence_len, cfg.train.seed),
+                  highlight=False)
     return prepared

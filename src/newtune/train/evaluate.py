@@ -70,8 +70,10 @@ def load_trained(cfg: RunConfig, tokenizer: Any, dtype: Any) -> Any:
     raise NewtuneError("output_dir", f"{out} holds no trained model", "run `newtune train` with this config first")
 
 
-def run_evaluate(cfg: RunConfig, console: Any) -> EvalResult:
-    """Evaluate the trained model in output_dir on the eval set (val_set_size split or test_datasets)."""
+def run_evaluate(cfg: RunConfig, console: Any, out: Any = None) -> EvalResult:
+    """Evaluate the trained model in output_dir on the eval set (val_set_size split or test_datasets).
+
+    The result line goes to `out` (the CLI's stdout; default `console`)."""
     import torch
 
     from newtune.data.pipeline import prepare
@@ -90,8 +92,9 @@ def run_evaluate(cfg: RunConfig, console: Any) -> EvalResult:
     enable_fast_paths(model, device, cfg.adapter)
     with torch.autocast(device, dtype=prec.torch_dtype(), enabled=prec.mixed_precision != "no"):
         result = evaluate_loss(model, data.eval, cfg, pad_id=tokenizer.pad_token_id)
-    out = Path(cfg.train.output_dir) / "eval.json"
-    out.write_text(json.dumps(asdict(result), indent=2) + "\n")
-    console.print(f"eval loss {result.loss:.4f}, perplexity {result.perplexity:.2f} "
-                  f"({result.rows} rows, {result.tokens} trained tokens) → {out}")
+    path = Path(cfg.train.output_dir) / "eval.json"
+    path.write_text(json.dumps(asdict(result), indent=2) + "\n")
+    (console if out is None else out).print(f"eval loss {result.loss:.4f}, perplexity {result.perplexity:.2f} "
+                                            f"({result.rows} rows, {result.tokens} trained tokens) → {path}",
+                                            highlight=False, soft_wrap=True)
     return result

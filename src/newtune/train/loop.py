@@ -21,7 +21,15 @@ from newtune.config.run import RunConfig
 from newtune.errors import NewtuneError
 from newtune.train import batches as B
 from newtune.train import checkpoint as ckpt
-from newtune.train.metrics import Metrics, check_trackers, peak_memory_gb, plot_losses, print_summary
+from newtune.train.metrics import (
+    Metrics,
+    check_trackers,
+    peak_memory_gb,
+    plot_losses,
+    plot_title,
+    print_summary,
+    write_summary,
+)
 
 log = logging.getLogger("newtune.train")
 
@@ -40,6 +48,8 @@ class TrainResult:
     eval_perplexity: float | None
     last_checkpoint: Path | None
     interrupted: bool = False
+    precision: str = ""  # what was chosen and why, as printed at the start
+    packing: str = ""  # sample_packing: rows, bins and how full they are
     model: Any = field(default=None, repr=False)  # the trained model, unwrapped (for tests and callers)
 
 
@@ -95,6 +105,8 @@ class Run:
     device_type: str
     flat: bool  # micro-batches as one unpadded row with document boundaries (varlen attention)
     neftune: Any = None
+    precision: str = ""
+    packing: str = ""
 
     def plan(self, epoch: int) -> list:
         t = self.cfg.train
@@ -111,8 +123,11 @@ class Run:
         return self.data.eval is not None and len(self.data.eval) > 0
 
 
-def run_training(cfg: RunConfig, console: Any) -> TrainResult:
-    """Prepare data and model, train as configured, write the outputs; resumable and interruptible."""
+def run_training(cfg: RunConfig, console: Any, *, summary: Any = None, config_name: str | None = None) -> TrainResult:
+    """Prepare data and model, train as configured, write the outputs; resumable and interruptible.
+
+    `summary`: the console for the closing summary (the CLI's stdout; default `console`); `config_name`
+    titles loss.png."""
     run = setup(cfg, console)
     metrics = Metrics(cfg.train, cfg.flat(), total_steps=run.sched.total_steps, console=console,
                       main=run.acc.is_main_process, resume_step=run.state.step if run.resumed_from else 0)
@@ -134,10 +149,13 @@ def run_training(cfg: RunConfig, console: Any) -> TrainResult:
         peak_memory_gb=peak_memory_gb(run.device_type), final_loss=metrics.last.get("loss"),
         eval_loss=eval_result.loss if eval_result else None,
         eval_perplexity=eval_result.perplexity if eval_result else None,
-        last_checkpoint=last_ckpt, interrupted=interrupted, model=run.acc.unwrap_model(run.model))
+        last_checkpoint=last_ckpt, interrupted=interrupted, precision=run.precision, packing=run.packing,
+        model=run.acc.unwrap_model(run.model))
     if run.acc.is_main_process:
-        plot_losses(cfg.train.output_dir)
-        print_summary(console, result)
+        plot_losses(cfg.train.output_dir, plot_title(config_name, cfg.model.base_model, cfg.adapter.adapter,
+                                                     cfg.train.output_dir))
+        write_summary(cfg.train.output_dir, result)
+        print_summary(summary if summary is not None else console, result)
     return result
 
 
@@ -148,13 +166,14 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     from accelerate.utils import parse_flag_from_env, set_seed
 
     from newtune.config.gpu import check_device
+    from newtune.data.inspect import packing_line
     from newtune.data.pipeline import prepare, prepare_pretraining
     from newtune.data.tokenizer import tokenizer_for
     from newtune.model.adapters import apply_adapter
     from newtune.model.kernels import enable_fast_paths, uses_flat_batches
     from newtune.model.load import load_model
     from newtune.train.optim import build_optimizer, build_scheduler
-    from newtune.train.precision import apply_tf32, resolve_precision
+    from newtune.train.precision import apply_tf32, describe, resolve_precision
 
     t, out = cfg.train, Path(cfg.train.output_dir)
     check_trackers(t)
@@ -167,6 +186,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
         AcceleratorState._reset_state()  # a later run in the same process (tests, notebooks) may change precision
     acc = Accelerator(mixed_precision=prec.mixed_precision)
     if acc.is_main_process:
+        console.print(describe(prec), highlight=False, soft_wrap=True)
         out.mkdir(parents=True, exist_ok=True)
         ckpt.remove_partial(out)
         if liger_note:
@@ -186,6 +206,9 @@ def setup(cfg: RunConfig, console: Any) -> Run:
                                capacity=cfg.data.sequence_len, seed=t.seed))
     has_eval = data.eval is not None and len(data.eval) > 0
     sched = make_schedule(cfg, n_micro, acc.num_processes, has_eval)
+    packing = packing_line(lengths, capacity=cfg.data.sequence_len, seed=t.seed) if t.sample_packing else ""
+    if packing and acc.is_main_process:
+        console.print(packing, highlight=False)
 
     set_seed(t.seed)  # before the adapter exists: LoRA's initial weights come from this seed
     model = load_model(cfg.model, tokenizer, dtype=prec.torch_dtype())
@@ -210,7 +233,8 @@ def setup(cfg: RunConfig, console: Any) -> Run:
             console.print(f"resuming from {resume} (step {state.step}, epoch {state.epoch})")
     params = [p for p in model.parameters() if p.requires_grad]
     return Run(cfg, console, acc, model, optimizer, scheduler, params, tokenizer, data, lengths, sched, state,
-               resume, device_type, flat=uses_flat_batches(model), neftune=neftune)
+               resume, device_type, flat=uses_flat_batches(model), neftune=neftune, precision=describe(prec),
+               packing=packing)
 
 
 def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> tuple[Path | None, Any]:
@@ -245,6 +269,8 @@ def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> t
                       "tokens": state.real_tokens, "trained_tokens": state.tokens,
                       "tokens_per_s": (state.real_tokens - log_tokens) / max(now - log_time, 1e-9)}
             log_loss, log_steps, log_time, log_tokens = None, 0, now, state.real_tokens
+            if not run.cfg.data.datasets:
+                del record["epoch"]  # a pretraining stream has no epochs: its rows are read once, as they come
         final = state.step == sched.total_steps
         if sched.evaluates and ((sched.eval_every and state.step % sched.eval_every == 0) or final):
             eval_result = run_eval(run)

@@ -153,7 +153,14 @@ class Metrics:
         self.closers = []
 
     def start_progress(self, completed: int) -> None:
+        """A rich bar on a terminal; elsewhere (a log file, CI, Slurm) one plain line per logging step."""
+        import time
+
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.started, self.start_step = time.perf_counter(), completed
+        if not self.console.is_terminal:
+            return
 
         self.progress = Progress(
             TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
@@ -182,10 +189,24 @@ class Metrics:
         if "loss" in record and self.progress is not None:
             self.progress.update(self.task, loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
                                  tps=f"{record['tokens_per_s']:.0f}")
+        elif "loss" in record:
+            self.console.print(self.plain_line(record), highlight=False, soft_wrap=True)
         if "eval_loss" in record:
             self.console.print(f"step {record['step']}: eval_loss {record['eval_loss']:.4f}, "
                                f"perplexity {record['eval_perplexity']:.2f}")
         self.last.update(record)
+
+    def plain_line(self, record: dict) -> str:
+        """`step 10/200  loss 1.2345  lr 2.00e-04  grad_norm 0.512  1,234 tok/s  ETA 0:03:10`, as the HF
+        Trainer logs a dict per logging step where no progress bar can redraw."""
+        import time
+
+        done = record["step"] - self.start_step
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / done * (self.total - record["step"]) if done > 0 else 0.0
+        epoch = f"  epoch {record['epoch']:.2f}" if "epoch" in record else ""
+        return (f"step {record['step']}/{self.total}{epoch}  loss {record['loss']:.4f}  lr {record['lr']:.2e}  "
+                f"grad_norm {record['grad_norm']:.3f}  {record['tokens_per_s']:,.0f} tok/s  ETA {clock(eta)}")
 
     def close(self) -> None:
         if not self.main:
@@ -194,6 +215,11 @@ class Metrics:
             self.progress.stop()
         self.file.close()
         self.close_trackers()
+
+
+def clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def numbers(record: dict) -> list[tuple[str, float]]:
@@ -210,8 +236,8 @@ def first_lines(e: Exception, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def plot_losses(output_dir: str | Path) -> Path | None:
-    """loss.png: training loss and eval loss by step (matplotlib, Agg backend); None without data."""
+def plot_losses(output_dir: str | Path, title: str | None = None) -> Path | None:
+    """loss.png: training loss and eval loss by step (matplotlib, Agg backend), titled; None without data."""
     records = read_metrics(output_dir)
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     evals = [(r["step"], r["eval_loss"]) for r in records if "eval_loss" in r]
@@ -227,6 +253,8 @@ def plot_losses(output_dir: str | Path) -> Path | None:
         ax.plot(*zip(*train, strict=True), label="train loss", linewidth=1)
     if evals:
         ax.plot(*zip(*evals, strict=True), "o-", label="eval loss")
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
@@ -249,6 +277,29 @@ def peak_memory_gb(device_type: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # ru_maxrss is in kB on Linux
 
 
+def plot_title(config_name: str | None, model: str | None, adapter: str | None, output_dir: str) -> str:
+    """`quickstart.yml · SmolLM2-135M-Instruct (embedded) · lora`."""
+    name = Path(config_name).name if config_name else Path(output_dir).name
+    return f"{name} · {Path(model).name if model else 'SmolLM2-135M-Instruct (embedded)'} · {adapter or 'full fine-tune'}"
+
+
+SUMMARY_FILE = "train_summary.json"
+
+
+def write_summary(output_dir: str | Path, result: Any) -> Path:
+    """train_summary.json in output_dir: the closing summary's values (precision and packing included)."""
+    keys = ("steps", "seconds", "tokens", "trained_tokens", "tokens_per_s", "peak_memory_gb", "final_loss",
+            "eval_loss", "eval_perplexity", "interrupted", "precision", "packing")
+    data = {k: getattr(result, k) for k in keys}
+    data["last_checkpoint"] = str(result.last_checkpoint) if result.last_checkpoint else None
+    path = Path(output_dir) / SUMMARY_FILE
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
 def print_summary(console: Any, result: Any) -> None:
     """The end-of-run lines: time, tokens, speed, memory, losses and where the outputs are."""
     from rich.markup import escape
@@ -261,6 +312,10 @@ def print_summary(console: Any, result: Any) -> None:
         ("tokens", f"{result.tokens:,} ({result.trained_tokens:,} trained)"),
         ("tokens/s", f"{result.tokens_per_s:,.0f}"), ("peak memory", f"{result.peak_memory_gb:.2f} GB"),
     ]
+    if result.precision:
+        rows.append(("precision", result.precision.removeprefix("precision: ")))
+    if result.packing:
+        rows.append(("packing", result.packing.removeprefix("packing: ")))
     if result.final_loss is not None:
         rows.append(("final loss", f"{result.final_loss:.4f}"))
     if result.eval_loss is not None:
