@@ -325,3 +325,10 @@ def test_ctrl_c_twice_at_once_is_one_request_twice_apart_aborts(monkeypatch):
             flag.handle()
     finally:
         flag.restore()
+
+
+def test_loss_plot_title_names_config_model_and_adapter():
+    from newtune.train.metrics import plot_title
+
+    assert plot_title("examples/quickstart.yml", None, "lora", "out") == "quickstart.yml · SmolLM2-135M-Instruct (embedded) · lora"
+    assert plot_title(None, "/models/Llama-3-8B", None, "runs/full") == "full · Llama-3-8B · full fine-tune"
