@@ -162,12 +162,29 @@ def preprocess(
 
 
 @app.command(context_settings=OVERRIDES)
-def train(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
+def train(
+    ctx: typer.Context,
+    config: ConfigArg,
+    set_: SetOpt = None,
+    nproc: Annotated[int | None, typer.Option(min=1, help="Start N processes on this machine (torch's elastic launcher; gloo on CPU, nccl on GPUs).")] = None,
+    nnodes: Annotated[int, typer.Option(min=1, help="Nodes of a multi-node run: the same command on each, with --rdzv-endpoint.")] = 1,
+    rdzv_endpoint: Annotated[str | None, typer.Option(help="HOST:PORT where the nodes meet (one node's address).")] = None,
+    rdzv_timeout: Annotated[int, typer.Option(min=1, help="Seconds to wait for all nodes to join.")] = 600,
+) -> None:
     """Fine-tune as CONFIG says: full, LoRA/QLoRA/DoRA or soft prompts; writes to output_dir."""
+    cfg = load(config, set_, ctx)  # a config mistake is reported once, before any process starts
+    if nproc is not None or nnodes > 1:
+        from newtune.train.distributed import check_world
+        from newtune.train.launch import launch
+
+        check_world(cfg.distributed, world=(nproc or 1) * nnodes)
+        workers = ["train", str(config), *(f"--set={s}" for s in set_ or []), *ctx.args]
+        launch(nproc or 1, workers, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, rdzv_timeout=rdzv_timeout)
+        return
     before_torch()
     from newtune.train.loop import run_training
 
-    result = run_training(load(config, set_, ctx), console, summary=out, config_name=str(config))
+    result = run_training(cfg, console, summary=out, config_name=str(config))
     if result.interrupted:  # Ctrl-C: a checkpoint is saved, but the run did not finish (as `&&` chains must see)
         raise typer.Exit(130)
 
@@ -214,6 +231,19 @@ def merge_lora(
     from newtune.export.merge import run_merge
 
     run_merge(load(config, set_, ctx), console, out_dir)
+
+
+@app.command("merge-sharded")
+def merge_sharded(
+    output_dir: Annotated[Path, typer.Argument(help="The run's output_dir.", show_default=False, metavar="OUTPUT_DIR")],
+    checkpoint: Annotated[Path | None, typer.Option(help="This checkpoint instead of the newest complete one.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write; default OUTPUT_DIR.")] = None,
+) -> None:
+    """Consolidate a sharded (FSDP2) checkpoint into a normal HF directory, e.g. after a crashed run."""
+    before_torch()
+    from newtune.train.sharded import run_merge
+
+    run_merge(output_dir, console, checkpoint=checkpoint, out=out_dir)
 
 
 def run() -> None:

@@ -60,36 +60,3 @@ def test_evaluate_without_a_trained_model_is_a_user_error(tmp_path, tiny_model_d
         "output_dir": str(tmp_path / "none")}))
     res = subprocess.run([NEWTUNE, "evaluate", str(config)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "holds no trained model" in res.stderr and "Traceback" not in res.stderr
-
-
-def test_two_processes_equal_one_process_with_double_accumulation(tmp_path, tiny_model_dir):
-    """DDP (2 CPU processes, gloo) gives the losses of one process accumulating both ranks' micro-batches."""
-    import os
-
-    rows = tmp_path / "rows.jsonl"
-    rows.write_text("".join(json.dumps({"segments": [{"text": f"<|im_start|>user\n{w}<|im_end|>\n", "label": False},
-                                                     {"text": f"{w} {w} {w}<|im_end|>", "label": True}]}) + "\n"
-                            for w in WORDS[:8]))
-    base = {"base_model": str(tiny_model_dir), "datasets": [{"path": str(rows), "type": "input_output"}],
-            "dataset_prepared_path": str(tmp_path / "prepared"), "sequence_len": 64, "adapter": "lora",
-            "lora_target_linear": True, "learning_rate": 0.01, "micro_batch_size": 2, "num_epochs": 2,
-            "save_strategy": "no"}
-    config = tmp_path / "c.yml"
-    config.write_text(yaml.safe_dump(base))
-    torchrun = str(Path(sys.executable).parent / "torchrun")
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    ddp = subprocess.run([torchrun, "--nproc_per_node", "2", NEWTUNE, "train", str(config), "--output_dir",
-                          str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300, env=env)
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    one = subprocess.run([NEWTUNE, "train", str(config), "--output_dir", str(tmp_path / "one"),
-                          "--gradient_accumulation_steps", "2"], capture_output=True, text=True, timeout=300, env=env)
-    assert one.returncode == 0, one.stderr[-3000:]
-
-    def read(out):
-        return [json.loads(line) for line in (tmp_path / out / "metrics.jsonl").read_text().splitlines()]
-
-    ddp_recs, one_recs = read("ddp"), read("one")
-    assert [r["step"] for r in ddp_recs] == [r["step"] for r in one_recs] == [1, 2, 3, 4]
-    assert [r["trained_tokens"] for r in ddp_recs] == [r["trained_tokens"] for r in one_recs]
-    assert [r["loss"] for r in ddp_recs] == pytest.approx([r["loss"] for r in one_recs], rel=1e-6)
-    assert [r["grad_norm"] for r in ddp_recs] == pytest.approx([r["grad_norm"] for r in one_recs], rel=1e-5)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from newtune.config.adapter import SOFT_PROMPTS, SOURCE_INITS, AdapterConfig
 from newtune.config.data import DataConfig
+from newtune.config.distributed import DistributedConfig
 from newtune.config.gpu import GpuConfig
 from newtune.config.model import ModelConfig
 from newtune.config.train import BUILT_IN_PLUGINS, TrainConfig
@@ -18,6 +19,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "adapter": AdapterConfig,
     "train": TrainConfig,
     "gpu": GpuConfig,
+    "distributed": DistributedConfig,
 }
 
 
@@ -29,6 +31,7 @@ class RunConfig(BaseModel):
     adapter: AdapterConfig
     train: TrainConfig
     gpu: GpuConfig
+    distributed: DistributedConfig
 
     def flat(self) -> dict:
         """The resolved config as flat axolotl-style YAML keys (defaults filled in)."""
@@ -79,6 +82,13 @@ RULES: list[tuple[str, Callable[[RunConfig], bool], str]] = [
     *[(key, lambda c, key=key: c.adapter.peft_use_dora and getattr(c.adapter, key) is True,
        "fused LoRA layers do not apply to DoRA (peft_use_dora); remove it or set it false")
       for key in ("lora_mlp_kernel", "lora_qkv_kernel", "lora_o_kernel")],
+    ("deepspeed", lambda c: bool(c.distributed.deepspeed and c.distributed.fsdp_config),
+     "choose deepspeed or fsdp_config, not both: each shards the model its own way"),
+    ("fsdp_config", lambda c: bool(c.distributed.fsdp_config and c.model.load_in_8bit),
+     "FSDP2 cannot shard 8-bit (bitsandbytes) weights; use adapter: qlora with load_in_4bit, or DDP"),
+    ("fsdp_config.min_num_params", lambda c: bool(c.distributed.fsdp_config and c.distributed.fsdp_config.auto_wrap_policy
+     == "SIZE_BASED_WRAP" and not c.distributed.fsdp_config.min_num_params),
+     "auto_wrap_policy: SIZE_BASED_WRAP needs min_num_params"),
     ("tokenizer_use_fast", lambda c: not c.model.tokenizer_use_fast,
      "newtune needs a fast tokenizer; remove tokenizer_use_fast: false"),
 ]

@@ -19,14 +19,14 @@ TOP_LEVEL = frozenset(
     canvas_prefix_ids carry center_rewards_coefficient chat_template_kwargs chunked_cross_entropy
     chunked_cross_entropy_num_chunks cls_model_config codebook comet_api_key comet_experiment_config
     comet_experiment_key comet_mode comet_online comet_project_name comet_workspace context_parallel
-    context_parallel_size coreweave cosine_constant_lr_ratio cpo_alpha curriculum_sampling
+    coreweave cosine_constant_lr_ratio cpo_alpha curriculum_sampling
     cut_cross_entropy_accum_c_fp32 cut_cross_entropy_c_grad_chunk_size dataloader_drop_last
     dataloader_num_workers dataloader_pin_memory dataloader_prefetch_factor dataset_keep_in_memory
-    dataset_shard_idx dataset_shard_num ddp ddp_broadcast_buffers ddp_bucket_cap_mb
-    ddp_find_unused_parameters ddp_timeout debug decontaminate deepcompile deepspeed dense_mixer
+    dataset_shard_idx dataset_shard_num ddp
+    debug decontaminate deepcompile dense_mixer
     deployment_id device diffusion diffusion_decision diffusion_lm dion_lr dion_momentum dion_rank_fraction
-    dion_rank_multiple_of disk_size do_bench_eval do_causal_lm_eval docker_auth dp_replicate_size
-    dp_shard_size dpo_label_smoothing dpo_ld_alpha dpo_loss_type dpo_loss_weights dpo_padding_free
+    dion_rank_multiple_of disk_size do_bench_eval do_causal_lm_eval docker_auth
+    dpo_label_smoothing dpo_ld_alpha dpo_loss_type dpo_loss_weights dpo_padding_free
     dpo_use_liger_kernel dpo_use_weighting dry_run dsv4_bf16_all dsv4_fp4_grouped_mode dsv4_fp8_lora_kernel
     dsv4_fp8_nonexpert_mode dsv4_shared_mlp_lora_kernel dynamic_checkpoint eaft_alpha eaft_k
     early_stopping_patience ebft embedding_lr embedding_lr_scale embeddings_skip_upcast enabled env
@@ -36,7 +36,7 @@ TOP_LEVEL = frozenset(
     expert_parallel_save_dispatch expert_parallel_size expert_parallel_token_capacity export
     fa_varlen_kwargs_in_collator fix_untrained_tokens flash_attn_cross_entropy flash_attn_d512
     flash_attn_fuse_mlp flash_optimum float16 float32 fp32_norm_classes fp32_norms fp8_config
-    free_update_policy freeze_mm_modules fsdp fsdp_config fsdp_version full_ce_weighting full_determinism
+    free_update_policy freeze_mm_modules fsdp full_ce_weighting full_determinism
     fused_attn_kernel future_timeout gateway_url gc_collect_steps gc_steps gemma4_fp8_nonexpert
     gemma4_hybrid_attn_impl gemma4_nf4_nonexpert generate_samples generation_do_sample
     generation_max_new_tokens generation_prompt_ratio generation_temperature generation_top_k
@@ -88,7 +88,7 @@ TOP_LEVEL = frozenset(
     swanlab_api_host swanlab_api_key swanlab_completion_log_interval swanlab_completion_max_buffer
     swanlab_description swanlab_experiment_name swanlab_lark_secret swanlab_lark_webhook_url
     swanlab_log_completions swanlab_log_model swanlab_mode swanlab_project swanlab_web_host
-    swanlab_workspace sync_profiler_start_step sync_profiler_steps temperature tensor_parallel_size
+    swanlab_workspace sync_profiler_start_step sync_profiler_steps temperature
     tiled_mlp tiled_mlp_num_shards tiled_mlp_use_original_mlp timeout token_ids tokenizer_save_jinja_files
     tokenizer_use_mistral_common torch_compile_options torch_compile_regional torch_empty_cache_steps
     torchdistx_path total_num_tokens total_supervised_tokens trackio_project trackio_project_name

@@ -108,17 +108,20 @@ def save_checkpoint(output_dir: Path, state: TrainState, *, accelerator: Any, mo
     final = output_dir / f"{PREFIX}{state.step}"
     tmp = output_dir / f"{TMP_PREFIX}{state.step}"
     main = accelerator.is_main_process
-    state_dict = accelerator.get_state_dict(model)  # gathers shards under FSDP/DeepSpeed: all ranks call it
+    # Sharded runs write shards only (no gathering of the whole model at each save); `merge-sharded` or the end
+    # of the run consolidates them. Unsharded: the state dict (a collective under DDP) of the full model.
+    state_dict = None if sharded(accelerator) else accelerator.get_state_dict(model)
     try:
         if main:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         accelerator.wait_for_everyone()
         torch.save(rng_states(), tmp / f"rng_state_{accelerator.process_index}.pth")
-        if sharded(accelerator):  # every rank writes its shards; untested here (no multi-GPU machine in CI)
+        if sharded(accelerator):  # every rank writes its shards (FSDP2: torch.distributed.checkpoint)
             accelerator.save_state(str(tmp / SHARDED_DIR))
         if main:
-            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+            if state_dict is not None:
+                accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
             if not sharded(accelerator):
                 torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
             torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
@@ -175,19 +178,27 @@ def load_checkpoint(path: Path, *, accelerator: Any, model: Any, optimizer: Any,
     """Restore weights, optimizer, scheduler, scaler and this rank's RNG states; return the position."""
     import torch
 
+    from newtune.train import sharded as dcp
+
     meta = json.loads((path / MARKER).read_text())
-    if meta.pop("world_size") != accelerator.num_processes:
-        raise NewtuneError("resume_from_checkpoint", f"{path} was written by a run on a different number of processes",
-                           "resume with the same number of processes")
-    if (path / SHARDED_DIR).is_dir():
-        accelerator.load_state(str(path / SHARDED_DIR))  # model and optimizer shards (FSDP / DeepSpeed)
+    saved_world = meta.pop("world_size")
+    if (path / SHARDED_DIR).is_dir() and sharded(accelerator):
+        accelerator.load_state(str(path / SHARDED_DIR))  # model and optimizer shards, resharded to this world
+    elif (path / SHARDED_DIR).is_dir():
+        dcp.load_unsharded(path / SHARDED_DIR, accelerator.unwrap_model(model), optimizer)  # N ranks → 1
+    elif saved_world != accelerator.num_processes:
+        raise NewtuneError("resume_from_checkpoint", f"{path} was written by {saved_world} processes, this run has "
+                           f"{accelerator.num_processes}", "resume with the same number of processes (a run with "
+                           "fsdp_config saves shards that resume on any number)")
     else:
         load_weights(accelerator.unwrap_model(model), path)
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     if accelerator.scaler is not None and (path / "scaler.pt").exists():
         accelerator.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))
-    set_rng_states(torch.load(path / f"rng_state_{accelerator.process_index}.pth", weights_only=False))
+    rng = path / f"rng_state_{accelerator.process_index}.pth"
+    if rng.exists():  # a rank the saving run did not have starts from the seed's state
+        set_rng_states(torch.load(rng, weights_only=False))
     return TrainState(**meta)
 
 

@@ -161,30 +161,32 @@ def run_training(cfg: RunConfig, console: Any, *, summary: Any = None, config_na
 
 def setup(cfg: RunConfig, console: Any) -> Run:
     """Precision, accelerator, data, model with its adapter, optimizer, schedule; then the resume state."""
-    from accelerate import Accelerator, PartialState
+    from accelerate import PartialState
     from accelerate.state import AcceleratorState
-    from accelerate.utils import parse_flag_from_env, set_seed
+    from accelerate.utils import set_seed
 
     from newtune.config.gpu import check_device
+    from newtune.data.cache import cache_dir
     from newtune.data.inspect import packing_line
     from newtune.data.pipeline import prepare, prepare_pretraining
     from newtune.data.tokenizer import tokenizer_for
     from newtune.model.adapters import apply_adapter
     from newtune.model.kernels import enable_fast_paths, uses_flat_batches
     from newtune.model.load import load_model
+    from newtune.train import distributed
     from newtune.train.optim import build_optimizer, build_scheduler
     from newtune.train.precision import apply_tf32, describe, resolve_precision
 
     t, out = cfg.train, Path(cfg.train.output_dir)
     check_trackers(t)
-    # The device decides the precision, which the Accelerator needs up front; `accelerate launch --cpu` sets the env flag.
-    device_type = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU")).device.type
+    # The device decides the precision, which the Accelerator needs up front (train/distributed.py: CPU or GPU).
+    device_type = distributed.partial_state(cfg.distributed).device.type
     liger_note = check_device(cfg, device_type)  # GPU-only keys: refused here, before anything loads
     prec = resolve_precision(t, adapter=cfg.adapter.adapter, device_type=device_type)
     apply_tf32(t)
     if AcceleratorState._shared_state and not PartialState().use_distributed:
         AcceleratorState._reset_state()  # a later run in the same process (tests, notebooks) may change precision
-    acc = Accelerator(mixed_precision=prec.mixed_precision)
+    acc = distributed.make_accelerator(cfg.distributed, mixed_precision=prec.mixed_precision)
     if acc.is_main_process:
         console.print(describe(prec), highlight=False, soft_wrap=True)
         out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +196,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     resume = ckpt.resume_path(t)
 
     tokenizer = tokenizer_for(cfg.model)
-    with acc.main_process_first():  # the main process builds the dataset cache; the others then read it
+    with distributed.data_first(acc, cache_dir(cfg.data)):  # rank 0 builds the cache; the others wait on its lock
         if cfg.data.datasets:
             data = prepare(cfg.data, tokenizer, seed=t.seed, console=console if acc.is_main_process else None,
                            tasks=cfg.adapter.adapter == "multitask_prompt_tuning")
@@ -217,7 +219,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": reentrant})
     added = bool(cfg.model.tokens or (cfg.model.special_tokens and cfg.model.special_tokens.additional_special_tokens))
     model = apply_adapter(model, cfg.adapter, tokenizer, added_tokens=added)
-    fast = enable_fast_paths(model, device_type, cfg.adapter)
+    fast = enable_fast_paths(model, device_type, cfg.adapter) if not distributed.shards(cfg.distributed) else []
     if fast and acc.is_main_process:
         log.info("fast paths: %s", ", ".join(fast))
     neftune = NEFTune(model, t.neftune_noise_alpha) if t.neftune_noise_alpha else None
@@ -228,6 +230,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     scheduler = build_scheduler(optimizer, t, sched.total_steps)
     state = ckpt.TrainState()
     if resume is not None:
+        distributed.check_resume(resume, t.gradient_accumulation_steps, acc.num_processes)
         state = ckpt.load_checkpoint(resume, accelerator=acc, model=model, optimizer=optimizer, scheduler=scheduler)
         if acc.is_main_process:
             console.print(f"resuming from {resume} (step {state.step}, epoch {state.epoch})")

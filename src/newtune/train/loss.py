@@ -30,6 +30,12 @@ def fast_path_applies(model: torch.nn.Module) -> bool:
         # positions do not index them. The plain forward handles this; we slice its logits instead.
         return False
     base = unwrap_model(model)
+    from torch.distributed.fsdp import FSDPModule
+
+    if isinstance(base, FSDPModule):
+        # FSDP2 gathers the root's weights (the head among them) for its own forward and backward only;
+        # the head applied after forward would read and write freed shards. Its forward computes the logits.
+        return False
     cfg = getattr(base, "config", None)
     if getattr(cfg, "logit_scale", None) is not None or getattr(cfg, "logits_scaling", None) is not None:
         return False  # the head output is rescaled inside forward (Cohere, Granite): use the model's own logits
