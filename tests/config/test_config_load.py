@@ -37,8 +37,8 @@ def test_known_axolotl_key_not_supported_is_refused():
     assert problems({"datasets": DS, "relora": True}) == [
         "relora: axolotl key not supported by newtune yet; remove it to continue"
     ]
-    assert problems({"datasets": [{"path": "a", "type": "input_output", "field_thinking": "t"}]}) == [
-        "datasets[0].field_thinking: axolotl dataset key not supported by newtune yet; remove it to continue"
+    assert problems({"datasets": [{"path": "a", "type": "input_output", "preprocess_shards": 2}]}) == [
+        "datasets[0].preprocess_shards: axolotl dataset key not supported by newtune yet; remove it to continue"
     ]
 
 

@@ -5,22 +5,28 @@ Keep keys that do not change the prepared data out of this file: they would only
 
 from __future__ import annotations
 
+from difflib import get_close_matches
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
 from newtune.config.base import Section
 
-# `chat_template:` names newtune renders itself or takes from the tokenizer.
-CHAT_TEMPLATES = ("tokenizer_default", "chatml", "jinja")
+# `chat_template:` choices that are not a named template.
+CHAT_TEMPLATE_CHOICES = ("tokenizer_default", "jinja")
 CHAT_TEMPLATE_FALLBACK_PREFIX = "tokenizer_default_fallback_"
-# axolotl's other named templates: known, refused with "not supported yet" (see validator).
-AXOLOTL_ONLY_TEMPLATES = (
-    "alpaca mistral_v1 mistral_v2v3 mistral_v3_tekken mistral_v7_tekken gemma cohere llama3 llama3_2_vision "
-    "llama4 phi_3 phi_35 deepseek_v2 deepseek_v3 jamba qwen_25 qwen3 qwen3_5 falcon_h1 nemotron_h exaone "
-    "exaone4 metharme pixtral llava qwen2_vl gemma3 gemma3n gemma4 gemma4_unified command_a "
-    "command_a_tool_use command_a_rag aya"
+# axolotl 0.21.0's named templates; each is src/newtune/data/templates/<name>.jinja, written for newtune and
+# rendering byte for byte what axolotl's does (tests/data/templates/).
+NAMED_TEMPLATES = (
+    "alpaca aya chatml cohere deepseek_v2 deepseek_v3 exaone exaone4 falcon_h1 gemma gemma3 gemma3n llama3 "
+    "llama3_2_vision llama4 llava metharme mistral_v1 mistral_v2v3 mistral_v3_tekken mistral_v7_tekken nemotron_h "
+    "phi_3 phi_35 pixtral qwen2_vl qwen3 qwen3_5 qwen_25"
 ).split()
+# axolotl's named templates newtune does not ship yet: known, refused with "not supported yet".
+AXOLOTL_ONLY_TEMPLATES = (
+    "jamba gemma4 gemma4_unified command_a command_a_tool_use command_a_rag"
+).split()
+CHAT_TEMPLATES = (*CHAT_TEMPLATE_CHOICES, *NAMED_TEMPLATES)
 
 TrainOn = Literal["all", "turn", "last", "none"]
 
@@ -29,14 +35,22 @@ def check_chat_template_name(v: str | None) -> str | None:
     if v is None or v in CHAT_TEMPLATES:
         return v
     if v.startswith(CHAT_TEMPLATE_FALLBACK_PREFIX):
-        check_chat_template_name(v[len(CHAT_TEMPLATE_FALLBACK_PREFIX) :])
+        fallback = v[len(CHAT_TEMPLATE_FALLBACK_PREFIX) :]
+        if fallback in CHAT_TEMPLATE_CHOICES:
+            raise ValueError(f"'{v}' falls back to '{fallback}', which is not a named template")
+        check_chat_template_name(fallback)
         return v
     if v in AXOLOTL_ONLY_TEMPLATES:
         raise ValueError(
-            f"chat template '{v}' is not supported by newtune yet; use chat_template: tokenizer_default, "
-            "chatml, or jinja with chat_template_jinja"
+            f"chat template '{v}' is not supported by newtune yet; use one of the named templates, "
+            "tokenizer_default, or jinja with chat_template_jinja"
         )
-    raise ValueError(f"unknown chat template '{v}'; known: {', '.join(CHAT_TEMPLATES)}, tokenizer_default_fallback_<name>")
+    close = get_close_matches(v, [*CHAT_TEMPLATES, *AXOLOTL_ONLY_TEMPLATES], n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ValueError(
+        f"unknown chat template '{v}'{hint}; known: tokenizer_default, jinja, tokenizer_default_fallback_<name>, "
+        f"and the named templates {', '.join(NAMED_TEMPLATES)}"
+    )
 
 
 class InstructKeys(Section):
@@ -119,10 +133,13 @@ class DataConfig(Section):
     )
     val_set_size: float = Field(0.0, ge=0, description="Eval split: a fraction (<1) or a row count (>=1).")
     train_on_inputs: bool = Field(False, description="Also train on prompt tokens.")
-    chat_template: str | None = Field(None, description="tokenizer_default, chatml, jinja, tokenizer_default_fallback_chatml.")
+    chat_template: str | None = Field(None, description="tokenizer_default, jinja, a named template (chatml, llama3, ...), tokenizer_default_fallback_<name>.")
     chat_template_jinja: str | None = Field(None, description="Inline Jinja or a path to a .jinja file.")
     default_system_message: str | None = Field(None, description="System message used when a row has none.")
     eot_tokens: list[str] | None = Field(None, description="End-of-turn tokens for train_on_eot.")
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        None, description="Extra variables every chat template render sees (enable_thinking, skip_think, ...)."
+    )
     shuffle_merged_datasets: bool = Field(True, description="Shuffle rows after merging datasets.")
     dataset_exact_deduplication: bool = Field(False, description="Drop exact duplicate rows.")
     excess_length_strategy: Literal["drop", "truncate", "raise"] = Field(

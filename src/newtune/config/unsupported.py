@@ -16,7 +16,7 @@ TOP_LEVEL = frozenset(
     allow_manifest_mismatch answer_format api_key api_token_env api_url async_publish auto_find_batch_size
     autotune_cache_path autotune_neighborhood autotune_profiles axolotl_config_path backend balance_labels
     base_url batch_flattening batch_size bench_dataset bench_split bfloat16 brier_weight bucket
-    canvas_prefix_ids carry center_rewards_coefficient chat_template_kwargs chunked_cross_entropy
+    canvas_prefix_ids carry center_rewards_coefficient chunked_cross_entropy
     chunked_cross_entropy_num_chunks cls_model_config codebook comet_api_key comet_experiment_config
     comet_experiment_key comet_mode comet_online comet_project_name comet_workspace context_parallel
     coreweave cosine_constant_lr_ratio cpo_alpha curriculum_sampling
@@ -100,7 +100,7 @@ TOP_LEVEL = frozenset(
 )
 
 # Keys of axolotl's `datasets[]` entries that newtune does not implement.
-DATASET = frozenset("field_thinking input_format input_transform logprobs_field preprocess_shards split_thinking temperature template_thinking_key weight".split())
+DATASET = frozenset("input_format input_transform logprobs_field preprocess_shards temperature weight".split())
 
 
 def asks_for_nothing(value: object) -> bool:

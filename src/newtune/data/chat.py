@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from newtune.config.data import NAMED_TEMPLATES
 from newtune.data import train_on as train_rules
 from newtune.data.jinja import compile_template
 from newtune.data.options import options_of
@@ -58,8 +59,8 @@ def _resolve_choice(choice: str | None, jinja: str | None, where: str, tokenizer
         choice = "jinja" if jinja else "tokenizer_default"
     if choice == "jinja":
         return _jinja_text(jinja, f"{where}chat_template_jinja")
-    if choice == "chatml":
-        return named_template("chatml")
+    if choice in NAMED_TEMPLATES:
+        return named_template(choice)
     own = top if top is not None else getattr(tokenizer, "chat_template", None)
     if isinstance(own, dict):
         own = own.get("default")
@@ -90,7 +91,8 @@ def template_source(ds: Any, data: Any, tokenizer: Any) -> str:
 
 @dataclass(frozen=True)
 class ChatTemplate:
-    """A compiled template with the variables apply_chat_template passes (the special tokens)."""
+    """A compiled template with the variables apply_chat_template passes (the special tokens, then the
+    config's chat_template_kwargs, which win as they do in apply_chat_template)."""
 
     source: str
     compiled: Any
@@ -98,14 +100,15 @@ class ChatTemplate:
     skeletons: dict[tuple[tuple[str, bool], ...], list[str]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def build(cls, source: str, tokenizer: Any) -> ChatTemplate:
+    def build(cls, source: str, tokenizer: Any, kwargs: dict[str, Any] | None = None) -> ChatTemplate:
         # compiled as apply_chat_template compiles it (data/jinja.py), so templates render the same text
-        return cls(source, compile_template(source), dict(tokenizer.special_tokens_map))
+        context = {"add_generation_prompt": False, **tokenizer.special_tokens_map, **(kwargs or {})}
+        return cls(source, compile_template(source), context)
 
-    def render(self, messages: list[dict[str, Any]], tools: Any = None) -> str:
+    def render(self, messages: list[dict[str, Any]], tools: Any = None, **kw: Any) -> str:
         try:
             return self.compiled.render(messages=messages, tools=tools or None, documents=None,
-                                        add_generation_prompt=False, **self.context)
+                                        **{**self.context, **kw})
         except Exception as e:  # a template error is the data's or the template's, never ours
             raise DataError("", f"the chat template failed on this row: {type(e).__name__}: {e}") from None
 
@@ -136,7 +139,8 @@ def chat_setup(ds: Any, data: Any, tokenizer: Any) -> ChatSetup:
                                 opts.extra_trained_roles())
     eot_re = re.compile("|".join(map(re.escape, rules.eot_tokens))) if rules.eot_tokens else None
     eot_len = max(map(len, rules.eot_tokens), default=0)
-    setup = ChatSetup(ChatTemplate.build(source, tokenizer), rules, eot_re, eot_len, tokenizer)
+    setup = ChatSetup(ChatTemplate.build(source, tokenizer, getattr(data, "chat_template_kwargs", None)), rules, eot_re,
+                      eot_len, tokenizer)
     if len(_SETUPS) > 64:
         _SETUPS.clear()
     _SETUPS[key] = (ds, data, tokenizer, setup)

@@ -444,6 +444,10 @@ def run_preprocess(cfg: Any, console: Any, *, debug: bool = False, debug_num_exa
         inspect.preview_stream(cfg.data, tok, out, debug_num_examples if debug else 1, debug_text_only, debug_pieces)
         return None
     prepared = prepare_rows(cfg.data, tok, seed=cfg.train.seed, console=console)
+    from newtune.data.audit import turn_end_warnings
+
+    for warning in turn_end_warnings(cfg.data, tok):
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     if debug:
         inspect.print_rows(prepared.train.iter_encoded(debug_num_examples), tok, out, debug_text_only, debug_pieces)
     if dump is not None:

@@ -96,7 +96,7 @@ def _check_eot_tokens(eots: list[str], template: str, tokenizer: object, eos_tok
         if len(ids) > 1 and not (len(eots) == 1 and eots[0] == eos_token):
             raise DataError(
                 "eot_tokens", f"EOT token {t!r} is encoded as {len(ids)} tokens {ids}",
-                "add it to the tokenizer as a special token, or list a single-token EOT marker",
+                f"add it under `tokens:` (tokens: [{t!r}]) so it is one token, or list a single-token EOT marker",
             )
         if len(ids) == 1:
             single.append(t)

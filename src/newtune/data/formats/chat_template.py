@@ -2,8 +2,11 @@
 
 Keys (axolotl's): field_messages (default "messages"), message_property_mappings (or the older
 message_field_role / message_field_content), roles (alias map), message_field_training,
-message_field_training_detail, field_tools (default "tools"), drop_system_message. A row-level
-"system" field (field_system) becomes the system message when the conversation has none.
+message_field_training_detail, field_tools (default "tools"), drop_system_message, field_thinking /
+template_thinking_key (the reasoning field, default reasoning_content, and the key the template reads it
+from) and split_thinking. A row-level "system" field (field_system) becomes the system message when the
+conversation has none. Tool calls' `function.arguments` and tools' `function.parameters` given as JSON
+strings are decoded; `messages` and tools may be stored as JSON strings.
 
 Where newtune differs from axolotl 0.21.0 (which is otherwise matched token for token):
 - a role outside the alias map is an error (axolotl passes it through unmapped);
@@ -69,6 +72,17 @@ class Options(ChatOptions):
     message_field_training: str | None = Field(None, description="Per-message boolean field: train this message.")
     message_field_training_detail: str | None = Field(
         None, description="Per-message field of character spans to train (begin_offset, end_offset, train)."
+    )
+    field_thinking: str | None = Field(
+        None, description="Message field holding the reasoning (default reasoning_content); the template reads it "
+        "as template_thinking_key."
+    )
+    template_thinking_key: str | None = Field(
+        None, description="The message key the template reads reasoning from (default reasoning_content)."
+    )
+    split_thinking: bool | None = Field(
+        None, description="Split <think>...</think> (or <reasoning>, <|begin_of_thought|>) off assistant content "
+        "into the reasoning key."
     )
 
 
@@ -151,6 +165,23 @@ def _decode_function_field(items: list, key: str, what: str) -> list:
     return out
 
 
+THINKING_PAIRS = (("<think>", "</think>"), ("<reasoning>", "</reasoning>"), ("<|begin_of_thought|>", "<|end_of_thought|>"))
+SOLUTION_PAIR = ("<|begin_of_solution|>", "<|end_of_solution|>")
+
+
+def split_thinking(content: str) -> tuple[str, str] | None:
+    """axolotl's split_thinking: (reasoning, answer) from content holding a thinking pair, else None."""
+    for start, end in THINKING_PAIRS:
+        if start in content and end in content:
+            a, b = content.find(start), content.find(end)
+            rest = content[b + len(end):].lstrip()
+            s, e = SOLUTION_PAIR
+            if s in rest and e in rest:
+                rest = rest[rest.find(s) + len(s): rest.find(e)].strip()
+            return content[a + len(start): b].strip(), rest
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class MessageKeys:
     """Where a dataset's messages keep each property; computed once per dataset entry."""
@@ -162,6 +193,8 @@ class MessageKeys:
     detail: str | None
     skip: frozenset[str]  # fields not passed through to the template as they are
     aliases: dict[str, str]
+    thinking: str  # the key the template reads reasoning from
+    split: bool  # split_thinking
 
 
 _KEYS: dict[int, tuple[Options, MessageKeys]] = {}
@@ -172,10 +205,14 @@ def message_keys(ds: Options) -> MessageKeys:
     if hit is not None and hit[0] is ds:
         return hit[1]
     m = property_mappings(ds)
+    thinking = getattr(ds, "template_thinking_key", None) or "reasoning_content"
+    field = getattr(ds, "field_thinking", None) or "reasoning_content"
+    m.setdefault(thinking, field)  # unlike axolotl 0.21.0, whose validator fills the mappings so this never applies
     training, detail = ds.message_field_training, ds.message_field_training_detail
     other = tuple((p, f) for p, f in m.items() if p not in ("role", "content"))
     keys = MessageKeys(m["role"], m["content"], other, training, detail,
-                       frozenset({*m.values(), training, detail} - {None}), role_aliases(ds.roles))
+                       frozenset({*m.values(), training, detail} - {None}), role_aliases(ds.roles), thinking,
+                       bool(getattr(ds, "split_thinking", None)))
     if len(_KEYS) > 64:
         _KEYS.clear()
     _KEYS[id(ds)] = (ds, keys)  # holds ds, so its id is not reused while cached
@@ -195,6 +232,10 @@ def to_message(raw: Mapping[str, Any], keys: MessageKeys) -> Message:
     for prop, field in keys.other:
         if raw.get(field) is not None:
             extra[prop] = raw[field]
+    if keys.split and role == "assistant" and isinstance(content, str):
+        parts = split_thinking(content)
+        if parts is not None:
+            extra[keys.thinking], content = parts
     if extra.get("tool_calls"):
         extra["tool_calls"] = _decode_function_field(extra["tool_calls"], "arguments", "tool call arguments")
     return Message(role, content, None if train is None else bool(train), detail, extra)
