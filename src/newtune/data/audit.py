@@ -13,6 +13,7 @@ from typing import Any
 
 from newtune.config.data import DataConfig, DatasetConfig
 from newtune.data.formats import FORMATS
+from newtune.data.options import options_of
 
 
 def turn_end_warnings(data: DataConfig, tokenizer: Any) -> list[str]:
@@ -31,8 +32,11 @@ def turn_end_warnings(data: DataConfig, tokenizer: Any) -> list[str]:
 
 def turn_end_audit(ds: DatasetConfig, data: DataConfig, tokenizer: Any, ctx: Any) -> str | None:
     fmt = FORMATS.get(ds.type_name) if ds.type is not None else None
-    if fmt is None or fmt.kind != "conversation" or "none" in (ds.train_on_eos, ds.train_on_eot):
-        return None  # not a chat template, or the user chose to leave turn endings untrained
+    if fmt is None or fmt.kind != "conversation":
+        return None  # not a chat template
+    opts = options_of(ds)
+    if "none" in (getattr(opts, "train_on_eos", None), getattr(opts, "train_on_eot", None)):
+        return None  # the user chose to leave turn endings untrained
     from newtune.data.chat import chat_setup, render_segments
     from newtune.data.sources import iter_batches
 
@@ -40,7 +44,7 @@ def turn_end_audit(ds: DatasetConfig, data: DataConfig, tokenizer: Any, ctx: Any
         batch = next(iter(iter_batches(ds, batch_size=1)), None)
         if batch is None or not batch.rows:
             return None
-        conv = fmt.fn(batch.rows[0], ds, ctx)
+        conv = fmt.fn(batch.rows[0], opts, ctx)
         segs = render_segments(conv, ds, data, tokenizer)
     except Exception:  # a row the format refuses: preprocessing itself names it
         return None
