@@ -4,6 +4,9 @@ Run with the *axolotl* venv's python (axolotl is never a newtune dependency):
 
     /path/to/axolotl-venv/bin/python bench/axolotl_chat_golden.py TOKENIZER_DIR OUT.json
 
+(an axolotl venv: `python3 -m venv V && V/bin/pip install torch==2.13.0 axolotl==0.21.0`; axolotl 0.21.0
+declares Python >= 3.12, so on 3.11 add --ignore-requires-python and a constraint numpy<2.5.)
+
 TOKENIZER_DIR is the SmolLM2-135M-Instruct tokenizer saved as an HF directory (as tests/conftest.py's
 smol_tok_dir builds it). For every case below, axolotl's config validation (load_cfg) and tokenizer
 loading (load_tokenizer, which applies `tokens:`) run as in `axolotl preprocess`; each dataset entry

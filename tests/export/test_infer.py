@@ -58,6 +58,19 @@ def test_chat_prompt_uses_template_and_default_system(smol_tok):
                                     "<|im_start|>assistant\n")
 
 
+def test_chat_prompt_sees_chat_template_kwargs(smol_tok):
+    from newtune.data.chat import named_template
+
+    tok = smol_tok.__class__.from_pretrained(smol_tok.name_or_path)
+    tok.chat_template = named_template("qwen3")
+    fmt = {"kind": "chat", "type": "chat_template", "system": None}
+    raw = {"datasets": [{"path": "d.jsonl", "type": "completion"}]}
+    thinking = tok.decode(prompt_ids(fmt, [Turn("user", "hi")], tok, load_config(None, raw=raw).data))
+    off = load_config(None, raw={**raw, "chat_template_kwargs": {"enable_thinking": False}}).data
+    assert thinking.endswith("<|im_start|>assistant\n<think>\n\n")
+    assert tok.decode(prompt_ids(fmt, [Turn("user", "hi")], tok, off)).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+
+
 def test_raw_prompt_is_the_text(mistral_tok):
     cfg = load_config(None, raw={"datasets": [{"path": "d.jsonl", "type": "completion"}]})
     ids = prompt_ids({"kind": "raw", "type": "completion"}, [Turn("user", "Once upon")], mistral_tok, cfg.data)

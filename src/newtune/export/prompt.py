@@ -33,7 +33,8 @@ def prompt_ids(fmt: dict, history: list[Turn], tokenizer: Any, data: DataConfig)
         msgs = [{"role": t.role, "content": t.content} for t in history]
         if fmt.get("system") and msgs[0]["role"] != "system":
             msgs.insert(0, {"role": "system", "content": fmt["system"]})
-        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        kwargs = {"add_generation_prompt": True, **(data.chat_template_kwargs or {})}  # as training renders
+        text = tokenizer.apply_chat_template(msgs, tokenize=False, **kwargs)
         return tokenizer(text, add_special_tokens=False)["input_ids"]
     if fmt["kind"] == "instruct":
         return instruct_ids(fmt, history, tokenizer, data)

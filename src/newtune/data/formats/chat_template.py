@@ -14,7 +14,10 @@ Where newtune differs from axolotl 0.21.0 (which is otherwise matched token for 
   the fields its template analyzer finds, which misses loops not named `message`;
 - default_system_message adds a system turn to conversations without one (axolotl only rewrites
   "You are a helpful assistant." inside a chatml template);
-- `chat_template.default` is accepted as `chat_template` (axolotl 0.21.0 cannot load it).
+- `chat_template.default` is accepted as `chat_template` (axolotl 0.21.0 cannot load it);
+- field_thinking and field_tools are honoured: axolotl 0.21.0 ignores both when set in a config (its
+  validator always fills message_property_mappings, so the reasoning field is never mapped, and its
+  loader never passes field_tools on).
 """
 
 from __future__ import annotations
