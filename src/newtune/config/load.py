@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from newtune.config import fsdp1, unsupported
+from newtune.config import unsupported
 from newtune.config.migrate import migrated
 from newtune.config.run import SECTIONS, RunConfig, cross_checks
 from newtune.errors import ConfigError
@@ -48,10 +48,6 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, raw
             data.pop(change.where, None)  # reported once; a dataset-level key stays where it is declared
         else:
             log.warning("%s: %s", source, change.line())
-    data, translated, fsdp_problems = fsdp1.translate(data)
-    problems += fsdp_problems
-    for line in translated:
-        log.warning("%s: FSDP1 key translated: %s", source, line)
     sections, routed_problems = route(data)
     problems += routed_problems
     built: dict[str, BaseModel] = {}

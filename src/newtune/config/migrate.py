@@ -254,7 +254,25 @@ def _dataset_fields(m: MutableMapping, where: str) -> list[Change]:
     return out
 
 
-TOP_RULES: list[Callable[[MutableMapping], list[Change]]] = [_renames, _attention, _checkpointing, _removed, _samples]
+def _fsdp1(m: MutableMapping) -> list[Change]:
+    """FSDP1-style keys → FSDP2's fsdp_config (config/fsdp1.py names each translation)."""
+    from newtune.config import fsdp1
+
+    out, translated, problems = fsdp1.translate(dict(m))
+    if not translated and not problems:
+        return []
+    for key in ("fsdp", "fsdp_final_state_dict_type"):
+        if key in m and key not in out:
+            del m[key]
+    m["fsdp_config"] = out["fsdp_config"]
+    if m.get("fsdp_version") is not None:
+        m["fsdp_version"] = out["fsdp_version"]
+    return ([Change("fsdp_config", f"FSDP1 key translated: {line}") for line in translated]
+            + [Change("fsdp_config", problem, refused=True, moved=False) for problem in problems])
+
+
+TOP_RULES: list[Callable[[MutableMapping], list[Change]]] = [_renames, _attention, _checkpointing, _removed, _samples,
+                                                            _fsdp1]
 
 
 def migrate(data: MutableMapping) -> list[Change]:

@@ -1,0 +1,112 @@
+"""FSDP2 on 2 CPU processes (gloo): same steps as one process, sharded checkpoints, consolidation, resume 2 → 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.xdist_group("processes")  # with the other tests that start processes
+
+BIN = Path(sys.executable).parent
+NEWTUNE = str(BIN / "newtune")
+WORDS = "alpha beta gamma delta epsilon zeta eta theta".split()
+FSDP2 = {"fsdp_version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+         "transformer_layer_cls_to_wrap": "LlamaDecoderLayer", "reshard_after_forward": True,
+         "state_dict_type": "SHARDED_STATE_DICT"}
+
+
+def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def losses(out: Path) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())}
+
+
+def weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(path)
+
+
+def test_fsdp2_full_fine_tune_equals_one_process_consolidates_and_resumes_on_one(tmp_path, tiny_model_dir):
+    """Plain SGD, so weights differ only by lr × (gradient difference), and gradients only by the order of
+    fp32 sums (two ranks' halves reduce-scattered vs one process accumulating): ~1e-7 relative."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"segments": [{"text": f"<|im_start|>user\n{w}<|im_end|>\n", "label": False},
+                                                     {"text": f"{w} {w} {w}<|im_end|>", "label": True}]}) + "\n"
+                            for w in WORDS))
+    config = tmp_path / "c.yml"
+    config.write_text(yaml.safe_dump({
+        "base_model": str(tiny_model_dir), "datasets": [{"path": str(rows), "type": "input_output"}],
+        "dataset_prepared_path": str(tmp_path / "prepared"), "sequence_len": 64, "optimizer": "sgd",
+        "learning_rate": 0.5, "micro_batch_size": 2, "max_steps": 4, "save_steps": 2, "fsdp_config": FSDP2}))
+    run([str(BIN / "torchrun"), "--nproc_per_node", "2", "-m", "newtune", "train", str(config), "--output_dir", "two"],
+        tmp_path)
+    run([NEWTUNE, "train", str(config), "--output_dir", "one", "--gradient_accumulation_steps", "2"], tmp_path)
+    two, one = tmp_path / "two", tmp_path / "one"
+    assert list(losses(two).values()) == pytest.approx(list(losses(one).values()), rel=1e-5)
+    assert losses(two)[4] < losses(two)[1] - 0.1  # it learns: the comparison is not of two untrained models
+    ckpt = two / "checkpoint-2"
+    assert (ckpt / "accelerate_state" / "pytorch_model_fsdp_0" / ".metadata").is_file()
+    assert not (ckpt / "model.safetensors").exists()  # sharded checkpoints: no gathered copy at each save
+    final_two, final_one = weights(two / "model.safetensors"), weights(one / "model.safetensors")
+    for name, value in final_one.items():
+        torch.testing.assert_close(final_two[name], value, rtol=0, atol=1e-5)
+
+    # A crashed run's newest checkpoint, consolidated: plain transformers loads it; it is the 1-process step 2
+    run([NEWTUNE, "merge-sharded", "two", "--checkpoint", str(ckpt), "--out", "merged"], tmp_path)
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    step2 = weights(one / "checkpoint-2" / "model.safetensors")
+    for name, value in merged.state_dict().items():
+        if name in step2:
+            torch.testing.assert_close(value, step2[name], rtol=0, atol=1e-5)
+
+    # 2 → 1: the DCP shards resume on one process with double accumulation and give the same steps 3 and 4
+    run([NEWTUNE, "train", str(config), "--output_dir", "resumed", "--resume_from_checkpoint", str(ckpt),
+         "--gradient_accumulation_steps", "2"], tmp_path)
+    resumed = losses(tmp_path / "resumed")
+    assert sorted(resumed) == [3, 4] and [resumed[3], resumed[4]] == pytest.approx([losses(two)[3], losses(two)[4]],
+                                                                                  rel=1e-5)
+    for name, value in weights(tmp_path / "resumed" / "model.safetensors").items():
+        torch.testing.assert_close(value, final_two[name], rtol=0, atol=1e-5)
+
+
+def test_fsdp1_style_lora_under_accelerate_launch_equals_one_process_and_resumes_2_to_2(tmp_path, tiny_model_dir):
+    """An FSDP1 config (axolotl < 0.20) is translated to FSDP2 with a warning, and trains LoRA like one process."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"segments": [{"text": f"<|im_start|>user\n{w}<|im_end|>\n", "label": False},
+                                                     {"text": f"{w} {w} {w}<|im_end|>", "label": True}]}) + "\n"
+                            for w in WORDS))
+    config = tmp_path / "c.yml"
+    config.write_text(yaml.safe_dump({
+        "base_model": str(tiny_model_dir), "datasets": [{"path": str(rows), "type": "input_output"}],
+        "dataset_prepared_path": str(tmp_path / "prepared"), "sequence_len": 64, "adapter": "lora",
+        "lora_target_linear": True, "learning_rate": 0.01, "micro_batch_size": 2, "max_steps": 4, "save_steps": 2,
+        "fsdp": ["full_shard", "auto_wrap"], "fsdp_config": {
+            "fsdp_version": 1, "fsdp_transformer_layer_cls_to_wrap": "LlamaDecoderLayer",
+            "fsdp_state_dict_type": "SHARDED_STATE_DICT", "fsdp_sync_module_states": True}}))
+    two = run([str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "-m", "newtune", "train",
+               str(config), "--output_dir", "two"], tmp_path)
+    assert "fsdp: [full_shard] → fsdp_config.reshard_after_forward: True" in " ".join(two.stderr.split())
+    assert (tmp_path / "two" / "checkpoint-2" / "accelerate_state" / "pytorch_model_fsdp_0").is_dir()
+    run([NEWTUNE, "train", str(config), "--output_dir", "one", "--gradient_accumulation_steps", "2"], tmp_path)
+    assert list(losses(tmp_path / "two").values()) == pytest.approx(list(losses(tmp_path / "one").values()), rel=1e-5)
+    run([NEWTUNE, "train", str(config), "--nproc", "2", "--output_dir", "resumed", "--resume_from_checkpoint",
+         str(tmp_path / "two" / "checkpoint-2")], tmp_path)
+    resumed = losses(tmp_path / "resumed")
+    assert sorted(resumed) == [3, 4]
+    assert [resumed[3], resumed[4]] == pytest.approx([losses(tmp_path / "two")[s] for s in (3, 4)], rel=1e-5)
+    assert (tmp_path / "resumed" / "adapter_model.safetensors").is_file()
