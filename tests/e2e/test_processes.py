@@ -32,6 +32,17 @@ if os.environ.get("SLOW_BUILD_LOG"):
         time.sleep(float(os.environ["SLOW_BUILD_S"]))
         return real(*args, **kwargs)
     pipeline.build = build
+if os.environ.get("KILL_RANK_AT_SAVE") == os.environ.get("RANK"):
+    import signal
+    import newtune.train.checkpoint as checkpoint
+    real_save = checkpoint.save_checkpoint
+    def save_checkpoint(output_dir, *args, **kwargs):
+        real_write = checkpoint.write_marker
+        def die_before_marker(*a, **k):  # every file but the marker is written: then this rank dies
+            os.kill(os.getpid(), signal.SIGKILL)
+        checkpoint.write_marker = die_before_marker
+        return real_save(output_dir, *args, **kwargs)
+    checkpoint.save_checkpoint = save_checkpoint
 '''
 
 
@@ -110,3 +121,29 @@ def test_torchrun_and_python_m_run_newtune(tmp_path, tiny_model_dir):
     one_rank_rows = 2
     assert first["tokens"] > one_rank_rows * 12 and (tmp_path / "out" / "adapter_model.safetensors").is_file()
     assert (res.stdout + res.stderr).count("final loss") == 1
+
+
+def test_a_killed_rank_stops_the_run_with_one_message_and_no_complete_looking_checkpoint(tmp_path, tiny_model_dir):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SLOW_BUILD)
+    config = write_config(tmp_path, tiny_model_dir, max_steps=4, save_steps=2, save_strategy=None)
+    killing = env(PYTHONPATH=f"{hooks}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", KILL_RANK_AT_SAVE="0")
+    res = subprocess.run([NEWTUNE, "train", str(config), "--nproc", "2", "--output_dir", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=600, env=killing)
+    assert res.returncode == 1, res.stderr[-3000:]
+    assert "error: train: worker rank 0" in res.stderr and "was killed by SIGKILL" in res.stderr, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr.split("error: train:")[-1]
+    out = tmp_path / "out"
+    assert not (out / "checkpoint-2").exists()  # only a .tmp-checkpoint-2, which is never resumed from
+    assert not [p for p in out.glob("*checkpoint-2*") if (p / "newtune_checkpoint.json").exists()]
+
+
+def test_an_unreachable_rendezvous_is_one_message(tmp_path, tiny_model_dir):
+    config = write_config(tmp_path, tiny_model_dir)
+    res = subprocess.run([NEWTUNE, "train", str(config), "--nproc", "1", "--nnodes", "2", "--rdzv-endpoint",
+                          "nonexistent.invalid:29400", "--rdzv-timeout", "3"],
+                         capture_output=True, text=True, timeout=300, env=env())
+    assert res.returncode == 1
+    assert "error: --rdzv-endpoint: the processes could not meet at nonexistent.invalid:29400" in res.stderr
+    assert "Traceback" not in res.stderr and "frame #" not in res.stderr, res.stderr[-3000:]

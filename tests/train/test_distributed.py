@@ -80,3 +80,43 @@ def test_parallel_sizes_that_cannot_run_are_refused_with_the_reason(keys, world,
 def test_sizes_that_fit_pass():
     distributed.check_world(DistributedConfig(dp_shard_size=2, fsdp_config=FSDPConfig()), world=2)
     distributed.check_world(DistributedConfig(), world=4)
+
+
+@pytest.mark.parametrize("name", ["zero1", "zero2", "zero3", "zero3_bf16_cpuoffload_all"])
+def test_shipped_deepspeed_configs_resolve_by_axolotls_names_without_the_file(name, tmp_path, monkeypatch):
+    from newtune.train.deepspeed import load_deepspeed_config, zero_stage
+
+    monkeypatch.chdir(tmp_path)  # no deepspeed_configs/ here
+    cfg = load_deepspeed_config(f"deepspeed_configs/{name}.json", micro_batch_size=2, accumulation=4, world=8,
+                                max_grad_norm=1.0, bf16=True, fp16=False)
+    assert zero_stage(cfg) == int(name[4])
+    assert (cfg["train_micro_batch_size_per_gpu"], cfg["gradient_accumulation_steps"], cfg["train_batch_size"]) == (2, 4, 64)
+    assert cfg["bf16"]["enabled"] is True and cfg["gradient_clipping"] == 1.0
+    if name.endswith("cpuoffload_all"):
+        assert cfg["zero_optimization"]["offload_param"]["device"] == "cpu"
+
+
+def test_a_deepspeed_config_that_is_not_there_names_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NewtuneError, match="deepspeed_configs/zero3.json"):
+        distributed.deepspeed_plugin("deepspeed_configs/zero4.json", cpu=True)
+
+
+def test_deepspeed_without_the_package_is_one_clear_error():
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is not None:
+        pytest.skip("deepspeed is installed here")
+    with pytest.raises(NewtuneError, match="missing deepspeed package"):
+        distributed.deepspeed_plugin("deepspeed_configs/zero2.json", cpu=True)
+
+
+def test_newtune_migrate_writes_the_fsdp2_form():
+    from newtune.config.migrate import migrate_text
+
+    text = ("fsdp:\n  - full_shard\n  - auto_wrap\nfsdp_config:\n  fsdp_version: 1\n"
+            "  fsdp_transformer_layer_cls_to_wrap: LlamaDecoderLayer\n  fsdp_sync_module_states: true\n")
+    new, changes = migrate_text(text, "c.yml")
+    assert new == ("fsdp_config:\n  fsdp_version: 2\n  transformer_layer_cls_to_wrap: LlamaDecoderLayer\n"
+                   "  reshard_after_forward: true\n  auto_wrap_policy: TRANSFORMER_BASED_WRAP\n")
+    assert any("fsdp_version: 1 → 2" in c.message for c in changes)

@@ -156,17 +156,25 @@ def check_world(d: DistributedConfig, world: int | None = None) -> None:
 
 
 def deepspeed_plugin(spec: Any, *, cpu: bool) -> Any:
-    """accelerate's DeepSpeed plugin for a config path, a shipped name or a mapping."""
+    """DeepSpeed: the config is read (path, shipped name or mapping), then refused with the reason.
+
+    accelerate's DeepSpeed engine steps itself on every backward and scales the loss by its own
+    accumulation count; newtune's loop normalises each step by its trained-token count and steps once per
+    step, and wiring the two together needs a GPU to verify. Until then: FSDP2 covers ZeRO-2/3.
+    """
     import importlib.util
 
+    from newtune.train.deepspeed import load_deepspeed_config, zero_stage
+
+    stage = zero_stage(load_deepspeed_config(spec, micro_batch_size=1, accumulation=1, world=1, max_grad_norm=None,
+                                             bf16=False, fp16=False))
     if importlib.util.find_spec("deepspeed") is None:
-        raise NewtuneError("deepspeed", "the deepspeed package is not installed",
-                           "pip install deepspeed (it builds its CUDA ops on first use), or use fsdp_config")
-    from accelerate.utils import DeepSpeedPlugin
-
-    from newtune.train.deepspeed import load_deepspeed_config
-
-    return DeepSpeedPlugin(hf_ds_config=load_deepspeed_config(spec))
+        raise NewtuneError("deepspeed", "missing deepspeed package: DeepSpeed configs need it installed",
+                           "pip install deepspeed (GPU machines), or use fsdp_config instead")
+    hint = (f"use fsdp_config (fsdp_version: 2, reshard_after_forward: {str(stage != 2).lower()}) for ZeRO-{stage}-like "
+            "sharding" if stage in (2, 3) else "use DDP (no key) or fsdp_config")
+    raise NewtuneError("deepspeed", "DeepSpeed through newtune's training loop is not supported yet"
+                       + (" (and accelerate runs DeepSpeed on GPUs only)" if cpu else ""), hint)
 
 
 def check_resume(checkpoint: Path, accumulation: int, world: int) -> None:

@@ -24,6 +24,14 @@ class LaunchError(NewtuneError):
 def launch(nproc: int, argv: list[str], *, nnodes: int = 1, rdzv_endpoint: str | None = None,
            rdzv_timeout: int = 600) -> None:
     """Run `python -m newtune *argv` in nproc processes per node; raise LaunchError naming the failed rank."""
+    # Read once, when torch starts: the launcher's own C++ socket retries and stack traces stay quiet (not the workers').
+    os.environ["TORCH_CPP_LOG_LEVEL"], before = "FATAL", os.environ.get("TORCH_CPP_LOG_LEVEL")
+    import torch  # noqa: F401
+
+    if before is None:
+        os.environ.pop("TORCH_CPP_LOG_LEVEL")
+    else:
+        os.environ["TORCH_CPP_LOG_LEVEL"] = before
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import RendezvousError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -33,11 +41,13 @@ def launch(nproc: int, argv: list[str], *, nnodes: int = 1, rdzv_endpoint: str |
                            "run the same command on each node with --nnodes N --rdzv-endpoint HOST:PORT")
     if not os.environ.get("OMP_NUM_THREADS"):  # as torchrun: N processes share the cores instead of each taking all
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)  # its INFO lines drown the run's
+    # torch's launcher logs INFO lines and, on a failed rendezvous, C++ stack traces: newtune says it in one message
+    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
     endpoint = rdzv_endpoint or "localhost:0"  # one node: a free local port, as `torchrun --standalone`
     config = LaunchConfig(min_nodes=nnodes, max_nodes=nnodes, nproc_per_node=nproc, run_id=os.environ.get(
         "NEWTUNE_RUN_ID", str(uuid.uuid4()) if nnodes == 1 else "newtune"), rdzv_backend="c10d",
-        rdzv_endpoint=endpoint, rdzv_configs={"join_timeout": rdzv_timeout}, max_restarts=0, monitor_interval=0.5)
+        rdzv_endpoint=endpoint, rdzv_configs={"join_timeout": rdzv_timeout,
+                                                                  "read_timeout": rdzv_timeout}, max_restarts=0, monitor_interval=0.5)
     try:
         elastic_launch(config, sys.executable)("-m", "newtune", *argv)
     except ChildFailedError as e:
@@ -50,7 +60,7 @@ def launch(nproc: int, argv: list[str], *, nnodes: int = 1, rdzv_endpoint: str |
 
 def failed(e) -> LaunchError:
     """One message for the first failed worker; a worker's own user error (exit 2) was already printed by it."""
-    rank, failure = min(e.failures.items())
+    rank, failure = e.get_first_failure()
     if failure.exitcode == 2:
         err = LaunchError("", f"rank {rank} stopped on the error above")
         err.exit_code = 2
