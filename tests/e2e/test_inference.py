@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tolerances import assert_close_sums, decoder_terms
+
 NEWTUNE = str(Path(sys.executable).parent / "newtune")
 WORDS = "alpha beta gamma delta epsilon zeta eta theta".split()
 pytestmark = pytest.mark.xdist_group("e2e_inference")  # one worker trains once for the whole module
@@ -92,7 +94,9 @@ def test_merge_lora_then_plain_transformers(trained, tmp_path):
     ref = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(cfg["base_model"]), cfg["output_dir"]).eval()
     ids = torch.tensor([[1, 520, 2113, 314, 253, 1351, 30, 2]])
     with torch.no_grad():
-        assert torch.allclose(merged(input_ids=ids).logits, ref(input_ids=ids).logits, atol=1e-4)
+        # Merged weights sum in another order than the adapter's separate path: one forward's sums.
+        assert_close_sums(merged(input_ids=ids).logits, ref(input_ids=ids).logits,
+                          decoder_terms(merged.config, ids.numel()))
 
 
 @pytest.mark.slow

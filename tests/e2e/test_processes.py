@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tolerances import rel_tol
+
 pytestmark = pytest.mark.xdist_group("processes")
 
 BIN = Path(sys.executable).parent
@@ -92,8 +94,12 @@ def test_nproc_equals_one_process_and_slow_tokenization_outlasts_ddp_timeout(tmp
     assert [r["step"] for r in two_recs] == [r["step"] for r in one_recs] == [1, 2, 3, 4]
     assert [r["trained_tokens"] for r in two_recs] == [r["trained_tokens"] for r in one_recs]
     # fp32 sums in another order (two ranks' halves, then an all-reduce): a few ulps of a loss near 10
-    assert [r["loss"] for r in two_recs] == pytest.approx([r["loss"] for r in one_recs], rel=1e-6)
-    assert [r["grad_norm"] for r in two_recs] == pytest.approx([r["grad_norm"] for r in one_recs], rel=1e-5)
+    # Each rank runs one of the single process's micro-batches (same shapes, same sums); the two gradients
+    # are added once either way (a + b == b + a exactly); what differs is the mean of the losses across ranks
+    # and DDP's scaling of the bucketed gradients: a few float32 roundings (2**-24 relative) per step, 4 steps.
+    assert [r["loss"] for r in two_recs] == pytest.approx([r["loss"] for r in one_recs], rel=4 * 4 * 2**-24)
+    assert [r["grad_norm"] for r in two_recs] == pytest.approx([r["grad_norm"] for r in one_recs],
+                                                               rel=rel_tol(4 * 64))  # 4 steps' 64-token sums, in DDP's buckets
 
 
 def test_ddp_keys_reach_torch_and_ddp_timeout_bounds_a_wait(tmp_path):

@@ -60,7 +60,9 @@ def test_flash_attention_packed_loss_equals_sdpa_padded(tiny_model_dir):
     flash, n_flash = lm_loss_sum(load("flash_attention_2"), pack_batch([rows[:2], rows[2:]], 0, flatten=True).to("cuda"))
     sdpa, n_sdpa = lm_loss_sum(load("sdpa"), pad_batch(rows, 0).to("cuda"))
     assert n_flash == n_sdpa
-    assert flash.item() == pytest.approx(sdpa.item(), rel=2e-2)  # bf16
+    # bfloat16 (relative rounding 2**-8): the two attention kernels round scores, softmax and output at other
+    # points, about 2 layers x 2-3 roundings ≈ 5 x 2**-8 ≈ 2e-2.
+    assert flash.item() == pytest.approx(sdpa.item(), rel=5 * 2**-8)
 
 
 def test_flash_attention_training_run_packs_without_padding(tiny_run):
