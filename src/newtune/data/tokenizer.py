@@ -137,10 +137,19 @@ def _from_dir(path: Path, trust_remote_code: bool, light: bool, legacy: bool | N
     from transformers import AutoTokenizer
 
     extra = {} if legacy is None else {"legacy": legacy}
+    # A Mistral-family config.json makes transformers hand the directory to mistral-common's backend when that
+    # package is installed (and its tokenizer files allow), to its own tokenizer otherwise: different ids for the
+    # same text (special-token strings, runs of spaces). Where the directory has transformers' own files, newtune
+    # always takes transformers' tokenizer, so the ids never depend on what else is installed.
+    if (path / "tokenizer.json").exists() or (path / "tokenizer.model").exists():
+        extra["mistral_format"] = False
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
     except (OSError, ValueError) as e:
         raise ModelError(str(path), f"cannot load a tokenizer from this directory: {e}") from None
+    except ImportError as e:  # e.g. mistral-common installed without its requirements (tiktoken)
+        raise ModelError(str(path), f"loading this tokenizer needs a package that is missing: {e}",
+                         f"install it with its dependencies (pip install {e.name or 'PACKAGE'})") from None
 
 
 def _from_gguf(gguf: Path, light: bool) -> Any:
