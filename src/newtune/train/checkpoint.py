@@ -3,11 +3,17 @@
 Each checkpoint is written into a hidden temp directory, finished with a marker file written last,
 then renamed to `checkpoint-<step>`. A crash or a full disk can leave only a `.tmp-*` directory,
 which is never taken for a checkpoint and is removed at the next start.
+
+The marker records each file's size and sha256; a checkpoint is used only once its files match (a file
+truncated or changed on disk afterwards is caught before any weight is loaded). Auto-resume falls back from
+a damaged newest checkpoint to the newest intact one, saying which and why.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import random
 import shutil
@@ -24,6 +30,7 @@ MARKER = "newtune_checkpoint.json"  # written last: a checkpoint without it is i
 TMP_PREFIX = ".tmp-checkpoint-"
 DEFAULT_TOTAL_LIMIT = 4  # save_total_limit unset: keep 4 checkpoints, as axolotl does
 SHARDED_DIR = "accelerate_state"  # FSDP / DeepSpeed: model and optimizer shards, written by accelerate
+log = logging.getLogger(__name__)
 
 
 def sharded(accelerator: Any) -> bool:
@@ -57,8 +64,49 @@ def checkpoints(output_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
 
 
-def resume_path(t: TrainConfig) -> Path | None:
-    """The checkpoint to resume from: resume_from_checkpoint, else the newest one when auto-resuming."""
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest(root: Path) -> dict[str, dict]:
+    """{relative path: {size, sha256}} of every file under root but the marker."""
+    return {f.relative_to(root).as_posix(): {"size": f.stat().st_size, "sha256": sha256_file(f)}
+            for f in sorted(root.rglob("*")) if f.is_file() and f.name != MARKER}
+
+
+def damage(path: Path) -> str | None:
+    """What is wrong with a complete checkpoint's files against the manifest in its marker; None if intact.
+
+    Sizes first (cheap: a truncated file), then contents. A marker without a manifest (written before
+    manifests existed) has nothing to check against and counts as intact.
+    """
+    try:
+        files = json.loads((path / MARKER).read_text()).get("files")
+    except (OSError, ValueError, AttributeError) as e:
+        return f"{MARKER} is unreadable ({e})"
+    if files is None:
+        return None
+    for rel, rec in files.items():
+        f = path / rel
+        if not f.is_file():
+            return f"{rel} is missing"
+        if f.stat().st_size != rec["size"]:
+            return f"{rel} has {f.stat().st_size} bytes where {rec['size']} were saved (truncated or overwritten)"
+    for rel, rec in files.items():
+        if sha256_file(path / rel) != rec["sha256"]:
+            return f"{rel} differs from what was saved (its sha256 does not match)"
+    return None
+
+
+def resume_path(t: TrainConfig, main: bool = True) -> Path | None:
+    """The checkpoint to resume from: resume_from_checkpoint, else the newest intact one when auto-resuming.
+
+    `main`: this process warns about damaged checkpoints it skips (the others skip them quietly).
+    """
     if t.resume_from_checkpoint:
         path = Path(t.resume_from_checkpoint).expanduser()
         if not path.is_dir():
@@ -66,10 +114,27 @@ def resume_path(t: TrainConfig) -> Path | None:
         if not is_complete(path):
             raise NewtuneError("resume_from_checkpoint", f"{path} is not a complete newtune checkpoint ({MARKER} is missing)",
                                "it was interrupted while saving; resume from an earlier checkpoint")
+        problem = damage(path)
+        if problem:
+            raise NewtuneError("resume_from_checkpoint", f"{path} is damaged: {problem}",
+                               "resume from an earlier checkpoint, or delete this one")
         return path
     if t.auto_resume_from_checkpoints:
         found = checkpoints(Path(t.output_dir))
-        return found[-1] if found else None
+        damaged = []
+        for path in reversed(found):
+            problem = damage(path)
+            if problem is None:
+                if damaged and main:
+                    log.warning("resuming from %s instead: %s", path.name, "; ".join(damaged))
+                return path
+            damaged.append(f"{path} is damaged ({problem})")
+        if damaged:
+            raise NewtuneError("auto_resume_from_checkpoints", "no intact checkpoint to resume from: "
+                               + "; ".join(damaged),
+                               f"delete the damaged checkpoints in {t.output_dir} to start over, or set "
+                               "auto_resume_from_checkpoints: false and choose another output_dir")
+        return None
     return None
 
 
@@ -129,6 +194,8 @@ def save_checkpoint(output_dir: Path, state: TrainState, *, accelerator: Any, mo
                 torch.save(accelerator.scaler.state_dict(), tmp / "scaler.pt")
             if write_extras is not None:
                 write_extras(tmp)
+        accelerator.wait_for_everyone()  # every rank's files are written before the manifest lists them
+        if main:
             write_marker(tmp, state, accelerator.num_processes)
         accelerator.wait_for_everyone()
         if main:
@@ -143,12 +210,13 @@ def save_checkpoint(output_dir: Path, state: TrainState, *, accelerator: Any, mo
 
 
 def write_marker(tmp: Path, state: TrainState, world_size: int) -> None:
-    """The marker, fsynced after everything else, so its presence means the rest is on disk."""
+    """The marker with the files' manifest, fsynced after everything else, so its presence means the rest is
+    on disk, and each file can be checked against it before use."""
     for f in tmp.rglob("*"):
         if f.is_file():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-    data = json.dumps({**asdict(state), "world_size": world_size}, indent=2)
+    data = json.dumps({**asdict(state), "world_size": world_size, "files": manifest(tmp)}, indent=2)
     with open(tmp / MARKER, "w") as fh:
         fh.write(data)
         fh.flush()
@@ -181,6 +249,7 @@ def load_checkpoint(path: Path, *, accelerator: Any, model: Any, optimizer: Any,
     from newtune.train import sharded as dcp
 
     meta = json.loads((path / MARKER).read_text())
+    meta.pop("files", None)
     saved_world = meta.pop("world_size")
     if (path / SHARDED_DIR).is_dir() and sharded(accelerator):
         accelerator.load_state(str(path / SHARDED_DIR))  # model and optimizer shards, resharded to this world
@@ -209,6 +278,7 @@ def load_weights(model: Any, path: Path) -> None:
     """Load the adapter (peft) or the full model weights saved by save_pretrained into `model`."""
     from safetensors.torch import load_file
 
+    check_same_kind(model, path)
     if (path / "adapter_config.json").exists():
         from peft import set_peft_model_state_dict
 
@@ -228,3 +298,44 @@ def load_weights(model: Any, path: Path) -> None:
         if result.unexpected_keys:
             raise NewtuneError("resume_from_checkpoint", f"{path}: the weights do not fit this model "
                                f"(unexpected: {', '.join(result.unexpected_keys[:3])})")
+
+
+# peft's adapter_config.json field → the config key that sets it
+ADAPTER_KEYS = {"peft_type": "adapter", "r": "lora_r", "lora_alpha": "lora_alpha", "target_modules": "lora_target_modules",
+                "use_dora": "peft_use_dora", "use_rslora": "peft_use_rslora", "num_virtual_tokens": "peft_num_virtual_tokens",
+                "modules_to_save": "lora_modules_to_save"}
+
+
+def check_same_kind(model: Any, path: Path) -> None:
+    """The checkpoint holds what this run trains: an adapter of the same shape, or full weights."""
+    saved_adapter = (path / "adapter_config.json").exists()
+    peft_cfg = getattr(model, "peft_config", None)
+    if saved_adapter and not peft_cfg:
+        raise NewtuneError("resume_from_checkpoint", f"{path} holds an adapter (adapter_config.json) but this run "
+                           "is a full fine-tune (no adapter set)",
+                           "set the adapter keys the checkpoint was trained with, or use another output_dir")
+    if not saved_adapter and peft_cfg:
+        raise NewtuneError("resume_from_checkpoint", f"{path} holds full model weights but this run trains an adapter",
+                           "remove `adapter` to resume this full fine-tune, or use another output_dir")
+    if not saved_adapter:
+        return
+    try:
+        saved = json.loads((path / "adapter_config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise NewtuneError("resume_from_checkpoint", f"{path / 'adapter_config.json'} is unreadable: {e}") from None
+    current = next(iter(peft_cfg.values())).to_dict()
+    diffs = []
+    for field, key in ADAPTER_KEYS.items():
+        a, b = saved.get(field), current.get(field)
+        a, b = (sorted(a) if isinstance(a, list | set | tuple) else a), (sorted(b) if isinstance(b, list | set | tuple) else b)
+        if field in saved and a != b and not (a in (None, []) and b in (None, [])):
+            diffs.append(f"{key} {_shown(a)} in the checkpoint, {_shown(b)} in this run")
+    if diffs:
+        raise NewtuneError("resume_from_checkpoint", f"{path} was trained with another adapter: " + "; ".join(diffs),
+                           "resume with the checkpoint's adapter settings, or use another output_dir")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return value.lower()
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)

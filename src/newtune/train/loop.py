@@ -193,7 +193,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
         ckpt.remove_partial(out)
         if liger_note:
             log.info(liger_note)
-    resume = ckpt.resume_path(t)
+    resume = ckpt.resume_path(t, main=acc.is_main_process)
 
     tokenizer = tokenizer_for(cfg.model)
     with distributed.data_first(acc, cache_dir(cfg.data)):  # rank 0 builds the cache; the others wait on its lock
