@@ -2,14 +2,26 @@
 
 Key = sha256 of the data config JSON, the tokenizer fingerprint, each source file's identity, the
 newtune version and a hash of the newtune/data sources. No list of "fields that matter".
+
+A source file's identity (env NEWTUNE_CACHE_IDENTITY): `stat` (the default) is its path, size, mtime, ctime
+and inode: an edit that keeps size and mtime (`cp -p`, `rsync -a`, `touch -r`) still changes ctime, which no
+copy can set. `content` is its size and sha256 (read in full on every run): for file systems whose ctime
+cannot be trusted, and to reuse an entry for a copy of the same data elsewhere.
+
+An entry counts only once verified: meta.json, written last, records each file's size and sha256; sizes are
+checked on every use (a truncated rows.arrow is rebuilt, with a warning), contents too in `content` mode.
+Staging directories and temp files carry their process id and host; those of a process that is gone (killed
+mid-write) are removed at the next run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,7 +30,10 @@ from typing import Any
 
 ROWS_FILE = "rows.arrow"
 META_FILE = "meta.json"
+IDENTITY_ENV = "NEWTUNE_CACHE_IDENTITY"
+IDENTITY_MODES = ("stat", "content")
 _code_hash: str | None = None
+log = logging.getLogger(__name__)
 
 
 def cache_dir(data: Any) -> Path:
@@ -28,16 +43,34 @@ def cache_dir(data: Any) -> Path:
     return Path(data.dataset_prepared_path).expanduser() if data.dataset_prepared_path else cache_root() / "prepared"
 
 
-def file_identity(path: Path, content: bool = False) -> str:
-    """size + mtime (fast path) or a content hash, for a source file."""
-    st = path.stat()
-    if not content:
-        return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+def identity_mode() -> str:
+    """NEWTUNE_CACHE_IDENTITY: `stat` (default) or `content`; anything else is a user error."""
+    from newtune.errors import NewtuneError
+
+    mode = os.environ.get(IDENTITY_ENV, "").strip().lower() or "stat"
+    if mode not in IDENTITY_MODES:
+        raise NewtuneError(IDENTITY_ENV, f"unknown value {os.environ[IDENTITY_ENV]!r}",
+                           "stat (size, mtime, ctime: the default) or content (sha256 of every source file)")
+    return mode
+
+
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return f"{st.st_size}:{h.hexdigest()}"
+    return h.hexdigest()
+
+
+def file_identity(path: Path, content: bool | None = None) -> str:
+    """A source file's identity: path, size, mtime, ctime and inode (`stat`), or size and sha256 (`content`);
+    `content=None` follows NEWTUNE_CACHE_IDENTITY."""
+    if content is None:
+        content = identity_mode() == "content"
+    st = path.stat()
+    if not content:
+        return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+    return f"{st.st_size}:{sha256_file(path)}"
 
 
 def code_hash() -> str:
@@ -75,15 +108,81 @@ def locked(directory: Path, key: str) -> Iterator[None]:
 
 
 def lookup(directory: Path, key: str) -> Path | None:
+    """The entry for key if it is there and verified; a damaged one is removed (and so rebuilt), with a warning."""
     entry = directory / key
-    return entry if (entry / META_FILE).exists() and (entry / ROWS_FILE).exists() else None
+    if not entry.is_dir():
+        return None
+    problem = entry_damage(entry, contents=identity_mode() == "content")
+    if problem is None:
+        return entry
+    log.warning("cache entry %s is damaged (%s): tokenizing again", entry, problem)
+    shutil.rmtree(entry, ignore_errors=True)
+    return None
+
+
+def entry_damage(entry: Path, contents: bool = False) -> str | None:
+    """What is wrong with an entry against the manifest in its meta.json (sizes; sha256 too with `contents`)."""
+    try:
+        files = json.loads((entry / META_FILE).read_text()).get("files")
+    except (OSError, ValueError, AttributeError) as e:
+        return f"{META_FILE} is missing or unreadable ({e.__class__.__name__})"
+    if not isinstance(files, dict) or ROWS_FILE not in files:
+        return f"{META_FILE} lists no files (an entry from an older newtune)"
+    for name, rec in files.items():
+        f = entry / name
+        if not f.is_file():
+            return f"{name} is missing"
+        if f.stat().st_size != rec["size"]:
+            return f"{name} has {f.stat().st_size} bytes where {rec['size']} were written"
+        if contents and sha256_file(f) != rec["sha256"]:
+            return f"{name} differs from what was written (its sha256 does not match)"
+    return None
+
+
+def owner_tag() -> str:
+    """`<pid>@<host>`: put in temp names so the next run can tell a live writer from a killed one."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _owner_gone(tag: str) -> bool:
+    """Whether the process named by a `<pid>[@<host>]` tag is dead on this host (never for another host's)."""
+    pid, _, host = tag.partition("@")
+    if not pid.isdigit() or (host and host != socket.gethostname()):
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, not ours to signal
+        return False
+    return False
+
+
+def remove_dead_temps(directory: Path, prefix: str) -> list[Path]:
+    """Remove `<prefix><pid>[@<host>][~...]` files and dirs in directory whose process is gone; return them."""
+    removed = []
+    for p in directory.glob(f"{prefix}*") if directory.is_dir() else []:
+        tag = p.name[len(prefix):].split("~", 1)[0]  # "~": in no pid, nor in a host name
+        if _owner_gone(tag):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+STAGING_PREFIX = ".staging-"
 
 
 @contextmanager
 def staging(directory: Path, key: str) -> Iterator[Path]:
-    """A temp dir beside the entry; renamed into place on success, removed on any error."""
+    """A temp dir beside the entry; renamed into place on success, removed on any error. Staging dirs of
+    killed runs (any key) are removed first."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=directory))
+    for p in remove_dead_temps(directory, STAGING_PREFIX):
+        log.info("removed %s, left by a run that was stopped while tokenizing", p)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{owner_tag()}~{key[:16]}-", dir=directory))
     try:
         yield tmp
         final = directory / key
@@ -96,7 +195,10 @@ def staging(directory: Path, key: str) -> Iterator[Path]:
 
 
 def write_meta(entry: Path, meta: dict) -> None:
-    (entry / META_FILE).write_text(json.dumps(meta, indent=1))
+    """meta.json, written last, with each file's size and sha256: the entry's manifest."""
+    files = {f.name: {"size": f.stat().st_size, "sha256": sha256_file(f)}
+             for f in sorted(entry.iterdir()) if f.is_file() and f.name != META_FILE}
+    (entry / META_FILE).write_text(json.dumps({**meta, "files": files}, indent=1))
 
 
 def read_meta(entry: Path) -> dict:

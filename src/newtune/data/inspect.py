@@ -95,11 +95,14 @@ def _span(text: str, masked: bool, escape: Any, brackets: bool) -> str:
 def write_dump(rows: Iterable[Encoded], path: Path) -> int:
     """Every row as one JSON line (input_ids, labels, attention_mask), byte-identical to bench/axolotl_dump.py's.
 
-    Written to a temp file, then renamed.
+    Written to a temp file, then renamed; temp files of dumps that were killed are removed first.
     """
+    from newtune.data.cache import owner_tag, remove_dead_temps
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    remove_dead_temps(path.parent, f".{path.name}.tmp-")
+    tmp = path.with_name(f".{path.name}.tmp-{owner_tag()}")
     n = 0
     try:
         with open(tmp, "w", encoding="utf-8") as f:
