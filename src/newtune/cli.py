@@ -185,6 +185,8 @@ def train(
     from newtune.train.loop import run_training
 
     result = run_training(cfg, console, summary=out, config_name=str(config))
+    if result.stopped == "loss_watchdog":  # the loss blew up: a checkpoint is kept, but the run failed
+        raise typer.Exit(1)
     if result.interrupted:  # Ctrl-C: a checkpoint is saved, but the run did not finish (as `&&` chains must see)
         raise typer.Exit(130)
 

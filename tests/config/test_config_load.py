@@ -72,7 +72,7 @@ def test_unknown_dataset_type_is_an_error():
 def test_impossible_combinations():
     got = problems({"datasets": DS, "adapter": "lora", "warmup_steps": 5, "warmup_ratio": 0.1})
     assert "warmup_ratio: set warmup_steps or warmup_ratio, not both" in got
-    assert "lora_target_modules: LoRA needs lora_target_modules or lora_target_linear: true" in got
+    assert "lora_target_modules: LoRA needs lora_target_modules, lora_target_parameters or lora_target_linear: true" in got
     assert problems({}) == ["datasets: no datasets given; add at least one under datasets:"]
     assert problems({"datasets": DS, "adapter": "qlora", "lora_target_linear": True}) == [
         "load_in_4bit: adapter: qlora needs load_in_4bit: true"

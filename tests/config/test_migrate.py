@@ -128,3 +128,11 @@ def test_migrated_text_loads_without_warnings(tmp_path, caplog):
         cfg = load_config(path)
     assert cfg.model.model_config_overrides == {"rope_scaling": {"type": "linear", "factor": 2.0}}
     assert not [r for r in caplog.records if r.name == "newtune.config"]
+
+
+def test_removed_gptq_keys_left_empty_are_dropped_and_set_ones_refused():
+    cfg = load_config(None, raw={"datasets": DS, "gptq_groupsize": None, "gptq_model_v1": None})
+    assert cfg.gpu.gptq is None
+    with pytest.raises(ConfigError) as e:
+        load_config(None, raw={"datasets": DS, "gptq_groupsize": 128})
+    assert e.value.problems[0].startswith("gptq_groupsize: removed from axolotl") and "gptq: true" in e.value.problems[0]

@@ -23,6 +23,10 @@ class AdapterConfig(Section):
     lora_target_linear: bool = Field(False, description="Adapt every linear layer except the LM head.")
     lora_modules_to_save: list[str] | None = Field(None, description="Modules trained in full and saved with the adapter.")
     lora_model_dir: str | None = Field(None, description="Continue training from this saved adapter.")
+    lora_target_parameters: list[str] | str | None = Field(
+        None, description="Raw parameters (not modules) to adapt with LoRA, e.g. MoE experts (peft target_parameters).")
+    unfrozen_parameters: list[str] | None = Field(
+        None, description="Full fine-tune: train only parameters matching these regexes (optionally [start:end] rows).")
     lora_fan_in_fan_out: bool = Field(False, description="peft fan_in_fan_out (Conv1D layers, e.g. GPT-2).")
     lora_mlp_kernel: bool | None = Field(None, description="Fused LoRA layers for the MLP projections (default: where they apply).")
     lora_qkv_kernel: bool | None = Field(None, description="Fused LoRA layers for q/k/v (default: where they apply).")

@@ -145,6 +145,8 @@ class DataConfig(Section):
     excess_length_strategy: Literal["drop", "truncate", "raise"] = Field(
         "drop", description="Rows longer than sequence_len: drop, truncate, or raise."
     )
+    skip_prepare_dataset: bool = Field(
+        False, description="Tokenize in each run without reading or writing the prepared-dataset cache.")
     dataset_num_proc: int | None = Field(None, ge=1, description="Worker processes for tokenizing (axolotl's dataset_processes).")
 
     _check_template = field_validator("chat_template")(classmethod(lambda cls, v: check_chat_template_name(v)))

@@ -92,6 +92,8 @@ REMOVED = {
     "unsloth_cross_entropy_loss": "removed; newtune's loss never builds full-vocabulary logits, remove it",
     "unsloth_rms_norm": "removed; remove it",
     "unsloth_rope": "removed; remove it",
+    "gptq_groupsize": "removed from axolotl (a GPTQ checkpoint carries its own quantization_config); use gptq: true",
+    "gptq_model_v1": "removed from axolotl (a GPTQ checkpoint carries its own quantization_config); use gptq: true",
 }
 UNSLOTH_LORA = {"unsloth_lora_mlp": "lora_mlp_kernel", "unsloth_lora_qkv": "lora_qkv_kernel",
                 "unsloth_lora_o": "lora_o_kernel"}

@@ -63,7 +63,10 @@ RULES: list[tuple[str, Callable[[RunConfig], bool], str]] = [
     ("evals_per_epoch", lambda c: bool(c.train.eval_steps and c.train.evals_per_epoch),
      "set eval_steps or evals_per_epoch, not both"),
     ("lora_target_modules", lambda c: c.adapter.adapter in ("lora", "qlora") and not c.adapter.lora_target_linear
-     and not c.adapter.lora_target_modules, "LoRA needs lora_target_modules or lora_target_linear: true"),
+     and not c.adapter.lora_target_modules and not c.adapter.lora_target_parameters,
+     "LoRA needs lora_target_modules, lora_target_parameters or lora_target_linear: true"),
+    ("activation_offloading", lambda c: bool(c.train.activation_offloading) and not c.train.gradient_checkpointing,
+     "activation_offloading needs gradient_checkpointing: true (as in axolotl)"),
     ("sample_packing", lambda c: c.adapter.adapter in SOFT_PROMPTS and c.train.sample_packing,
      "soft prompts prepend virtual tokens to each row; they cannot be packed"),
     ("peft_prompt_tuning_init_text", lambda c: c.adapter.peft_prompt_tuning_init == "text"

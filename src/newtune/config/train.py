@@ -56,6 +56,8 @@ class TrainConfig(Section):
         "(as the HF Trainer does) instead of in bf16 (as axolotl loads the model).")
     tf32: bool | None = Field(None, description="Allow TF32 matmuls on Ampere+ GPUs.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    activation_offloading: bool | Literal["legacy"] = Field(
+        False, description="Keep activations saved for backward in CPU memory (torch save_on_cpu); legacy: the same.")
     gradient_checkpointing_kwargs: CheckpointingKwargs | None = Field(None, description="use_reentrant (default false).")
     cut_cross_entropy: bool | None = Field(
         None, description="Loss without full-vocabulary logits: newtune's loss always works so (accepted for axolotl configs).")
@@ -65,6 +67,11 @@ class TrainConfig(Section):
     eval_sample_packing: bool | None = Field(None, description="Pack eval rows too (default: sample_packing).")
     pad_to_sequence_len: bool = Field(False, description="Pad every batch to sequence_len.")
     logging_steps: int = Field(1, ge=1, description="Log every N optimizer steps.")
+    loss_watchdog_threshold: float | None = Field(
+        None, gt=0, description="Stop (saving a checkpoint) when the logged loss stays above this.")
+    loss_watchdog_patience: int | None = Field(None, ge=1, description="Logged steps above the threshold before stopping (default 3).")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="End training after this many evaluations without a better eval loss.")
     eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps.")
     evals_per_epoch: int | None = Field(None, ge=0, description="Evaluations per epoch (0: no evaluation).")
     eval_strategy: Literal["no", "steps", "epoch"] | None = Field(

@@ -12,7 +12,7 @@ from __future__ import annotations
 TOP_LEVEL = frozenset(
     """
     hf_use_auth_token DEFAULT_JITTER_NOISE DEFAULT_NUM_EXPERTS DEFAULT_ROUTER_AUX_LOSS_COEF DEFAULT_ROUTER_INIT_RANGE
-    DEFAULT_TOP_K accelerator_config activation_offloading adam_beta3 adam_epsilon2 added_tokens_overrides
+    DEFAULT_TOP_K accelerator_config adam_beta3 adam_epsilon2 added_tokens_overrides
     allow_manifest_mismatch answer_format api_key api_token_env api_url async_publish auto_find_batch_size
     autotune_cache_path autotune_neighborhood autotune_profiles axolotl_config_path backend balance_labels
     base_url batch_flattening batch_size bench_dataset bench_split bfloat16 brier_weight bucket
@@ -29,7 +29,7 @@ TOP_LEVEL = frozenset(
     dpo_label_smoothing dpo_ld_alpha dpo_loss_type dpo_loss_weights dpo_padding_free
     dpo_use_liger_kernel dpo_use_weighting dry_run dsv4_bf16_all dsv4_fp4_grouped_mode dsv4_fp8_lora_kernel
     dsv4_fp8_nonexpert_mode dsv4_shared_mlp_lora_kernel dynamic_checkpoint eaft_alpha eaft_k
-    early_stopping_patience ebft embedding_lr embedding_lr_scale embeddings_skip_upcast enabled env
+    ebft embedding_lr embedding_lr_scale embeddings_skip_upcast enabled env
     env_secret eval_causal_lm_metrics eval_on_start eval_sequence_len experimental_skip_move_to_device
     expert_backend expert_parallel_backend expert_parallel_dispatch_chunks
     expert_parallel_fallback_on_unsupported expert_parallel_num_nvl_bytes expert_parallel_num_rdma_bytes
@@ -53,8 +53,8 @@ TOP_LEVEL = frozenset(
     lisa_n_layers lisa_step_interval llama4_linearized_experts llmcompressor lm_eval_batch_size
     lm_eval_model lm_eval_post_train lm_eval_tasks load_balance load_best_model_at_end local_rank
     logging_nan_inf_filter lora_alpha_pattern lora_embedding_kernel lora_fp32_gradients lora_on_cpu
-    lora_rank lora_rank_pattern lora_target_parameters loraplus_lr_embedding loraplus_lr_ratio loss_fn
-    loss_fn_config loss_watchdog_patience loss_watchdog_threshold loss_weight lr_div_factor lr_groups
+    lora_rank lora_rank_pattern loraplus_lr_embedding loraplus_lr_ratio loss_fn
+    loss_fn_config loss_weight lr_div_factor lr_groups
     lr_quadratic_warmup lr_scheduler_kwargs max_deltas max_examples_per_source max_image_size max_memory
     max_prompt_len max_questions_per_canvas max_sample_tokens max_shard_size mean_resizing_embeddings
     merge_lora merge_method metric_for_best_model min_sample_len mixlora_expert_lora_alpha
@@ -83,7 +83,7 @@ TOP_LEVEL = frozenset(
     sample_packing_mp_start_method sample_packing_sequentially sample_temperature save_compressed
     save_first_step save_name_prefix save_only_model save_safetensors scaling_softmax scaling_softmax_bias
     scaling_softmax_factor sdpa_varlen secret selective_checkpointing shard_in_collator show_context
-    shrink_embeddings shuffle_before_merging_datasets simpo_gamma size skip_prepare_dataset source
+    shrink_embeddings shuffle_before_merging_datasets simpo_gamma size source
     spectrum_model_name spectrum_top_fraction streaming streaming_multipack_buffer_size subnet_id
     swanlab_api_host swanlab_api_key swanlab_completion_log_interval swanlab_completion_max_buffer
     swanlab_description swanlab_experiment_name swanlab_lark_secret swanlab_lark_webhook_url
@@ -93,7 +93,7 @@ TOP_LEVEL = frozenset(
     tokenizer_use_mistral_common torch_compile_options torch_compile_regional torch_empty_cache_steps
     torchdistx_path total_num_tokens total_supervised_tokens trackio_project trackio_project_name
     trackio_run_name trackio_space_id train_attn train_mlp train_unembed trainer_cls trl type_of_model
-    ulysses_size unfrozen_parameters use_comet use_dft use_dsv4_kernels use_eaft use_glm_dsa_kernels
+    ulysses_size use_comet use_dft use_dsv4_kernels use_eaft use_glm_dsa_kernels
     use_mlflow use_mora use_onebitllms use_otel_metrics use_pose use_ray use_sonicmoe use_swanlab
     use_trackio use_wandb vllm volumes weights world_size
     """.split()

@@ -156,18 +156,21 @@ def prepare_rows(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = 
     start = time.perf_counter()
     if not data.datasets:
         raise DataError("datasets", "no datasets to prepare")
-    root = cache.cache_dir(data)
-    key = cache.cache_key(data.model_dump_json(), fingerprint(tokenizer), source_identities(data))
-    with cache.locked(root, key):
-        entry = cache.lookup(root, key)
-        cached = entry is not None
-        if entry is None:
-            if console is not None:
-                console.print(f"[dim]tokenizing → {root / key}[/dim]")
-            with cache.staging(root, key) as tmp:
-                stats = build(data, tokenizer, tmp)
-                cache.write_meta(tmp, stats)
-            entry = root / key
+    if data.skip_prepare_dataset:
+        entry, cached = uncached_rows(data, tokenizer, console), False
+    else:
+        root = cache.cache_dir(data)
+        key = cache.cache_key(data.model_dump_json(), fingerprint(tokenizer), source_identities(data))
+        with cache.locked(root, key):
+            entry = cache.lookup(root, key)
+            cached = entry is not None
+            if entry is None:
+                if console is not None:
+                    console.print(f"[dim]tokenizing → {root / key}[/dim]")
+                with cache.staging(root, key) as tmp:
+                    stats = build(data, tokenizer, tmp)
+                    cache.write_meta(tmp, stats)
+                entry = root / key
     meta = cache.read_meta(entry)
     train, evalset = shuffle_split(Rows(entry / cache.ROWS_FILE), data, seed)
     if (entry / EVAL_FILE).exists():
@@ -176,6 +179,20 @@ def prepare_rows(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = 
                       train_rows=len(train), eval_rows=len(evalset) if evalset is not None else 0,
                       seconds=time.perf_counter() - start, cached=cached, cache_path=str(entry))
     return PreparedRows(train, evalset, summary)
+
+
+def uncached_rows(data: DataConfig, tokenizer: Any, console: Any) -> Path:
+    """skip_prepare_dataset: tokenize for this process only, into a temp dir removed at exit; no cache read or written."""
+    import atexit
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="newtune-rows-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    if console is not None:
+        console.print("[dim]tokenizing for this run only (skip_prepare_dataset: nothing cached)[/dim]")
+    cache.write_meta(tmp, build(data, tokenizer, tmp))
+    return tmp
 
 
 def source_identities(data: DataConfig) -> list[str]:

@@ -92,17 +92,19 @@ def lora_config(model: Any, a: AdapterConfig, added_tokens: bool) -> Any:
         targets = list(a.lora_target_modules or [])
         if a.lora_target_linear:
             targets = sorted(set(targets) | set(linear_module_names(model)))
-    check_targets_exist(model, targets)
+    if targets or not a.lora_target_parameters:
+        check_targets_exist(model, targets)
+    params = [a.lora_target_parameters] if isinstance(a.lora_target_parameters, str) else a.lora_target_parameters
     to_save = list(a.lora_modules_to_save or [])
     if added_tokens:
         missing = [n for n in embedding_names(model) if n and n not in to_save]
         if missing:
             log.warning("added tokens: training %s in full (modules_to_save) so the new embeddings learn", missing)
             to_save += missing
-    log.info("LoRA r=%d alpha=%s on %s", a.lora_r, a.lora_alpha, targets)
+    log.info("LoRA r=%d alpha=%s on %s%s", a.lora_r, a.lora_alpha, targets, f" and parameters {params}" if params else "")
     return LoraConfig(
         task_type=TaskType.CAUSAL_LM, r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=a.lora_dropout,
-        target_modules=targets, modules_to_save=to_save or None, fan_in_fan_out=a.lora_fan_in_fan_out,
+        target_modules=targets, target_parameters=params or None, modules_to_save=to_save or None, fan_in_fan_out=a.lora_fan_in_fan_out,
         use_rslora=a.peft_use_rslora, use_dora=a.peft_use_dora, bias="none",
         # tied input/output embeddings stay one matrix when either is trained in full
         ensure_weight_tying=bool(to_save) and bool(getattr(model.config, "tie_word_embeddings", False)),

@@ -30,6 +30,8 @@ from newtune.train.metrics import (
     print_summary,
     write_summary,
 )
+from newtune.train.offload import saved_on_cpu
+from newtune.train.stopping import LOSS_BLOWUP, NO_EVAL_GAIN, Stopper
 
 log = logging.getLogger("newtune.train")
 
@@ -50,6 +52,7 @@ class TrainResult:
     interrupted: bool = False
     precision: str = ""  # what was chosen and why, as printed at the start
     packing: str = ""  # sample_packing: rows, bins and how full they are
+    stopped: str | None = None  # stopping.LOSS_BLOWUP or stopping.NO_EVAL_GAIN when a stopping rule ended the run
     model: Any = field(default=None, repr=False)  # the trained model, unwrapped (for tests and callers)
 
 
@@ -107,6 +110,8 @@ class Run:
     neftune: Any = None
     precision: str = ""
     packing: str = ""
+    stopper: Stopper = field(default_factory=Stopper)
+    stopped: str | None = None
 
     def plan(self, epoch: int) -> list:
         t = self.cfg.train
@@ -138,7 +143,7 @@ def run_training(cfg: RunConfig, console: Any, *, summary: Any = None, config_na
     finally:
         stop.restore()
         metrics.close()
-    interrupted = run.state.step < run.sched.total_steps
+    interrupted = run.state.step < run.sched.total_steps and run.stopped != NO_EVAL_GAIN
     if not interrupted:
         save_final(run)
     elapsed = time.perf_counter() - started
@@ -149,7 +154,7 @@ def run_training(cfg: RunConfig, console: Any, *, summary: Any = None, config_na
         peak_memory_gb=peak_memory_gb(run.device_type), final_loss=metrics.last.get("loss"),
         eval_loss=eval_result.loss if eval_result else None,
         eval_perplexity=eval_result.perplexity if eval_result else None,
-        last_checkpoint=last_ckpt, interrupted=interrupted, precision=run.precision, packing=run.packing,
+        last_checkpoint=last_ckpt, interrupted=interrupted, precision=run.precision, packing=run.packing, stopped=run.stopped,
         model=run.acc.unwrap_model(run.model))
     if run.acc.is_main_process:
         plot_losses(cfg.train.output_dir, plot_title(config_name, cfg.model.base_model, cfg.adapter.adapter,
@@ -219,6 +224,10 @@ def setup(cfg: RunConfig, console: Any) -> Run:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": reentrant})
     added = bool(cfg.model.tokens or (cfg.model.special_tokens and cfg.model.special_tokens.additional_special_tokens))
     model = apply_adapter(model, cfg.adapter, tokenizer, added_tokens=added)
+    if cfg.adapter.unfrozen_parameters:
+        from newtune.model.freeze import freeze_except
+
+        freeze_except(model, cfg.adapter.unfrozen_parameters)
     fast = enable_fast_paths(model, device_type, cfg.adapter) if not distributed.shards(cfg.distributed) else []
     if fast and acc.is_main_process:
         log.info("fast paths: %s", ", ".join(fast))
@@ -237,7 +246,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     params = [p for p in model.parameters() if p.requires_grad]
     return Run(cfg, console, acc, model, optimizer, scheduler, params, tokenizer, data, lengths, sched, state,
                resume, device_type, flat=uses_flat_batches(model), neftune=neftune, precision=describe(prec),
-               packing=packing)
+               packing=packing, stopper=Stopper.of(t))
 
 
 def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> tuple[Path | None, Any]:
@@ -280,14 +289,17 @@ def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> t
             record.update(step=state.step, eval_loss=eval_result.loss, eval_perplexity=eval_result.perplexity)
         if record:
             metrics.log(record)
+            run.stopped = run.stopper.check(record)  # every rank sees the same (reduced) losses
+            if run.stopped and acc.is_main_process:
+                log.warning(run.stopper.why)
         metrics.advance(state.step)
 
         due = (sched.save_every and state.step % sched.save_every == 0) or (sched.save_each_epoch and epoch_done)
-        stopping = stop.requested(acc)
+        stopping = stop.requested(acc) or run.stopped == LOSS_BLOWUP
         if stopping or (due and not final):
             state.seconds = seconds_before + time.perf_counter() - started
             last_ckpt = save_checkpoint(run)
-        if stopping:
+        if stopping or run.stopped == NO_EVAL_GAIN:
             break
     return last_ckpt, eval_result
 
@@ -314,7 +326,7 @@ def optimizer_step(run: Run, chunk: list) -> tuple[Any, Any, float, int, int]:
             if run.neftune is not None:
                 run.neftune.width = batch.width
             with nullcontext() if last else acc.no_sync(model):  # DDP all-reduces gradients on the last one only
-                with acc.autocast():  # accelerate autocasts the model's forward only; the loss head runs outside it
+                with acc.autocast(), saved_on_cpu(t.activation_offloading, run.device_type):  # autocast: the model's forward only
                     loss_sum, _ = lm_loss_sum(model, batch.to(acc.device))
                 acc.backward(loss_sum * (world / divisor))  # DDP averages over ranks; × world undoes that
             step_loss += loss_sum.detach() / divisor
