@@ -172,3 +172,10 @@ def test_lora_kernel_switches_and_checkpointing_kwargs_are_checked():
     assert dora.startswith("lora_qkv_kernel: fused LoRA layers do not apply to DoRA")
     (typo,) = problems({"datasets": DS, "gradient_checkpointing_kwargs": {"use_reentrnt": False}})
     assert typo.startswith("gradient_checkpointing_kwargs.use_reentrnt: unknown key")
+
+
+def test_schedule_keys_axolotl_would_ignore_are_refused():
+    (msg,) = problems({"datasets": DS, "cosine_constant_lr_ratio": 0.5})
+    assert msg.startswith("cosine_constant_lr_ratio: cosine_constant_lr_ratio goes with lr_scheduler: cosine")
+    (msg,) = problems({"datasets": DS, "lr_quadratic_warmup": True, "lr_scheduler": "linear"})
+    assert msg.startswith("lr_quadratic_warmup: lr_quadratic_warmup goes with lr_scheduler: cosine")

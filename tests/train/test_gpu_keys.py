@@ -35,3 +35,13 @@ def test_on_a_gpu_the_keys_newtune_has_not_built_are_refused_not_ignored():
                                         "fp8 needs a CUDA GPU, and this machine has none"]
     liger_only = load_config(None, raw={"datasets": [{"path": "d.jsonl", "type": "alpaca"}], "liger_rms_norm": True})
     assert "newtune does not load the Liger kernels" in check_device(liger_only, "cpu")
+
+
+def test_kernel_hub_attention_and_moe_kernel_keys_need_a_gpu():
+    cfg = load_config(None, raw={"datasets": [{"path": "d.jsonl", "type": "alpaca"}],
+                                 "attn_implementation": "kernels-community/vllm-flash-attn3",
+                                 "use_sonicmoe": True, "llama4_linearized_experts": True})
+    assert gpu_problems(cfg, "cpu") == [
+        "attn_implementation: kernels-community/vllm-flash-attn3 needs a CUDA GPU, and this machine has none",
+        "use_sonicmoe needs a CUDA GPU, and this machine has none",
+        "llama4_linearized_experts needs a CUDA GPU, and this machine has none"]

@@ -96,3 +96,16 @@ def test_cosine_min_lr_ratio_sets_a_floor():
     assert got == [1.0, 0.914058, 0.689058, 0.410942, 0.185942]
     named = TrainConfig(lr_scheduler="cosine_with_min_lr", learning_rate=1.0, warmup_steps=0, cosine_min_lr_ratio=0.1)
     assert lrs(named, 5) == got
+
+
+def test_cosine_constant_lr_ratio_reaches_the_floor_early_and_stays():
+    t = TrainConfig(lr_scheduler="cosine", learning_rate=1.0, warmup_steps=0, cosine_min_lr_ratio=0.1,
+                    cosine_constant_lr_ratio=0.5)
+    assert lrs(t, 10) == [1.0, 0.914058, 0.689058, 0.410942, 0.185942, 0.1, 0.1, 0.1, 0.1, 0.1]
+
+
+def test_lr_quadratic_warmup_warms_up_quadratically_then_cosine():
+    t = TrainConfig(lr_scheduler="cosine", learning_rate=1.0, warmup_steps=4, lr_quadratic_warmup=True)
+    assert lrs(t, 8) == [0.0, 0.0625, 0.25, 0.5625, 1.0, 0.853553, 0.5, 0.146447]
+    linear = TrainConfig(lr_scheduler="cosine", learning_rate=1.0, warmup_steps=4)
+    assert lrs(linear, 8)[:4] == [0.0, 0.25, 0.5, 0.75]

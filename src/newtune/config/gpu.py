@@ -58,6 +58,11 @@ class GpuConfig(Section):
     use_kernels: bool | None = Field(None, description="Hub kernels (e.g. MegaBlocks) through transformers (GPU).")
     use_scattermoe: bool | None = Field(None, description="ScatterMoE expert kernels (GPU).")
     experts_implementation: str | None = Field(None, description="MoE experts kernel (GPU).")
+    use_sonicmoe: bool | None = Field(None, description="SonicMoE expert kernels (GPU).")
+    fused_attn_kernel: bool | None = Field(None, description="Fused attention kernel (GPU).")
+    llama4_linearized_experts: bool | None = Field(None, description="Llama 4 experts as linear layers for quantisation (GPU).")
+    gemma4_hybrid_attn_impl: bool | None = Field(
+        None, description="Gemma 4: flash_attention_2 on sliding layers, sdpa on global ones (GPU).")
 
 
 LIGER_SAME_MATH = ("liger_rope", "liger_rms_norm", "liger_rms_norm_gated", "liger_layer_norm", "liger_swiglu",
@@ -81,7 +86,8 @@ def gpu_keys(cfg: Any) -> list[str]:
     m = cfg.model
     keys = [k for k, on in (("load_in_8bit", m.load_in_8bit), ("load_in_4bit", m.load_in_4bit),
                             ("bnb_config_kwargs", bool(m.bnb_config_kwargs)),
-                            ("attn_implementation", m.attn_implementation in GPU_ATTENTION),
+                            ("attn_implementation", m.attn_implementation in GPU_ATTENTION
+                             or "/" in (m.attn_implementation or "")),
                             ("optimizer", cfg.train.optimizer in GPU_OPTIMIZERS)) if on]
     return keys + [k for k, v in cfg.gpu if _set(v) and k not in LIGER_SAME_MATH and k not in SETTINGS_ONLY]
 

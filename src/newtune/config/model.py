@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from newtune.config.base import Section
+
+# transformers' kernel-hub attention names, e.g. kernels-community/vllm-flash-attn3 (optionally :function)
+KernelHubName = Annotated[str, StringConstraints(pattern=r"^[\w.-]+/[\w.-]+(:[\w.-]+)?$")]
 
 
 class SpecialTokens(Section):
@@ -39,8 +42,9 @@ class ModelConfig(Section):
     bnb_config_kwargs: dict[str, Any] | None = Field(
         None, description="bitsandbytes options for load_in_4bit/8bit (bnb_4bit_quant_type, bnb_4bit_use_double_quant, ...).")
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention",
-                                 "xformers"] | None = Field(
-        None, description="Attention kernel; default sdpa. xformers runs as sdpa (the same attention).")
+                                 "xformers"] | KernelHubName | None = Field(
+        None, description="Attention kernel; default sdpa. xformers runs as sdpa (the same attention); "
+        "a kernel-hub name (org/kernel) needs a CUDA GPU.")
     model_config_overrides: dict[str, Any] | None = Field(
         None, alias="model_config", description="Overrides of the base model's config.json (e.g. rope_theta).")
     low_cpu_mem_usage: bool | None = Field(None, description="Load weights without a first random init (from_pretrained).")

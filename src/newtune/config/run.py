@@ -65,6 +65,12 @@ RULES: list[tuple[str, Callable[[RunConfig], bool], str]] = [
     ("lora_target_modules", lambda c: c.adapter.adapter in ("lora", "qlora") and not c.adapter.lora_target_linear
      and not c.adapter.lora_target_modules and not c.adapter.lora_target_parameters,
      "LoRA needs lora_target_modules, lora_target_parameters or lora_target_linear: true"),
+    ("cosine_constant_lr_ratio", lambda c: c.train.cosine_constant_lr_ratio is not None
+     and (c.train.lr_scheduler != "cosine" or not c.train.cosine_min_lr_ratio),
+     "cosine_constant_lr_ratio goes with lr_scheduler: cosine and a cosine_min_lr_ratio (axolotl ignores it otherwise)"),
+    ("lr_quadratic_warmup", lambda c: c.train.lr_quadratic_warmup and (c.train.lr_scheduler != "cosine"
+     or c.train.cosine_min_lr_ratio is not None), "lr_quadratic_warmup goes with lr_scheduler: cosine without "
+     "cosine_min_lr_ratio (axolotl ignores one of them otherwise)"),
     ("activation_offloading", lambda c: bool(c.train.activation_offloading) and not c.train.gradient_checkpointing,
      "activation_offloading needs gradient_checkpointing: true (as in axolotl)"),
     ("sample_packing", lambda c: c.adapter.adapter in SOFT_PROMPTS and c.train.sample_packing,

@@ -42,6 +42,9 @@ class TrainConfig(Section):
     optimizer: Literal[OPTIMIZERS] = Field("adamw_torch", description="Optimizer name.")  # type: ignore[valid-type]
     lr_scheduler: Literal[SCHEDULERS] = Field("cosine", description="Learning-rate schedule.")  # type: ignore[valid-type]
     cosine_min_lr_ratio: float | None = Field(None, ge=0, le=1, description="cosine floor as a share of the peak.")
+    cosine_constant_lr_ratio: float | None = Field(
+        None, ge=0, le=1, description="cosine: reach cosine_min_lr_ratio at this share of the steps, then stay.")
+    lr_quadratic_warmup: bool = Field(False, description="cosine: warm up quadratically instead of linearly.")
     warmup_steps: int | None = Field(None, ge=0, description="Linear warmup steps.")
     warmup_ratio: float | None = Field(None, ge=0, lt=1, description="Warmup as a share of total steps.")
     weight_decay: float = Field(0.0, ge=0, description="Decoupled weight decay.")

@@ -19,7 +19,7 @@ TOP_LEVEL = frozenset(
     canvas_prefix_ids carry center_rewards_coefficient chunked_cross_entropy
     chunked_cross_entropy_num_chunks cls_model_config codebook comet_api_key comet_experiment_config
     comet_experiment_key comet_mode comet_online comet_project_name comet_workspace context_parallel
-    coreweave cosine_constant_lr_ratio cpo_alpha curriculum_sampling
+    coreweave cpo_alpha curriculum_sampling
     cut_cross_entropy_accum_c_fp32 cut_cross_entropy_c_grad_chunk_size dataloader_drop_last
     dataloader_num_workers dataloader_pin_memory dataloader_prefetch_factor dataset_keep_in_memory
     dataset_shard_idx dataset_shard_num ddp
@@ -37,8 +37,8 @@ TOP_LEVEL = frozenset(
     fa_varlen_kwargs_in_collator fix_untrained_tokens flash_attn_cross_entropy flash_attn_d512
     flash_attn_fuse_mlp flash_optimum float16 float32 fp32_norm_classes fp32_norms fp8_config
     free_update_policy freeze_mm_modules fsdp full_ce_weighting full_determinism
-    fused_attn_kernel future_timeout gateway_url gc_collect_steps gc_steps gemma4_fp8_nonexpert
-    gemma4_hybrid_attn_impl gemma4_nf4_nonexpert generate_samples generation_do_sample
+    future_timeout gateway_url gc_collect_steps gc_steps gemma4_fp8_nonexpert
+    gemma4_nf4_nonexpert generate_samples generation_do_sample
     generation_max_new_tokens generation_prompt_ratio generation_temperature generation_top_k
     generation_top_p gpu_memory_limit gradio_max_new_tokens gradio_server_name gradio_server_port
     gradio_share gradio_temperature gradio_title greater_is_better grokfast_alpha grokfast_lamb
@@ -50,12 +50,12 @@ TOP_LEVEL = frozenset(
     kd_online_server_base_url kd_online_timeout kd_online_topk kd_temperature kd_temperature_min kd_trainer
     kto_desirable_weight kto_undesirable_weight label_balance_window_optim_steps label_shuffle_prob
     label_softmax labels large_head_attention latent layer_offloading layout lisa_layers_attribute
-    lisa_n_layers lisa_step_interval llama4_linearized_experts llmcompressor lm_eval_batch_size
+    lisa_n_layers lisa_step_interval llmcompressor lm_eval_batch_size
     lm_eval_model lm_eval_post_train lm_eval_tasks load_balance load_best_model_at_end local_rank
     logging_nan_inf_filter lora_alpha_pattern lora_embedding_kernel lora_fp32_gradients lora_on_cpu
     lora_rank lora_rank_pattern loraplus_lr_embedding loraplus_lr_ratio loss_fn
     loss_fn_config loss_weight lr_div_factor lr_groups
-    lr_quadratic_warmup lr_scheduler_kwargs max_deltas max_examples_per_source max_image_size max_memory
+    lr_scheduler_kwargs max_deltas max_examples_per_source max_image_size max_memory
     max_prompt_len max_questions_per_canvas max_sample_tokens max_shard_size mean_resizing_embeddings
     merge_lora merge_method metric_for_best_model min_sample_len mixlora_expert_lora_alpha
     mixlora_expert_lora_dropout mixlora_expert_lora_r mixlora_jitter_noise mixlora_num_experts
@@ -94,7 +94,7 @@ TOP_LEVEL = frozenset(
     torchdistx_path total_num_tokens total_supervised_tokens trackio_project trackio_project_name
     trackio_run_name trackio_space_id train_attn train_mlp train_unembed trainer_cls trl type_of_model
     ulysses_size use_comet use_dft use_dsv4_kernels use_eaft use_glm_dsa_kernels
-    use_mlflow use_mora use_onebitllms use_otel_metrics use_pose use_ray use_sonicmoe use_swanlab
+    use_mlflow use_mora use_onebitllms use_otel_metrics use_pose use_ray use_swanlab
     use_trackio use_wandb vllm volumes weights world_size
     """.split()
 )

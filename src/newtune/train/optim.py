@@ -110,14 +110,36 @@ def warmup_steps(t: TrainConfig, total_steps: int) -> int:
 def build_scheduler(optimizer: Any, t: TrainConfig, total_steps: int) -> Any:
     """The `lr_scheduler:` schedule over `total_steps` optimizer steps (transformers.get_scheduler).
 
-    `cosine` with `cosine_min_lr_ratio` decays to that share of the peak instead of to zero.
+    `cosine` with `cosine_min_lr_ratio` decays to that share of the peak instead of to zero; with
+    `cosine_constant_lr_ratio` too it reaches the floor at that share of the steps and stays there, and
+    `lr_quadratic_warmup` warms up quadratically (axolotl's schedules, utils/schedulers.py).
     """
     from transformers import get_scheduler
 
     name, extra = t.lr_scheduler, {}
+    warmup = warmup_steps(t, total_steps)
+    if name == "cosine" and (t.lr_quadratic_warmup or t.cosine_constant_lr_ratio is not None):
+        from torch.optim.lr_scheduler import LambdaLR
+
+        return LambdaLR(optimizer, lambda step: cosine_factor(step, warmup, total_steps, t))
     if name == "cosine" and t.cosine_min_lr_ratio is not None:
         name = "cosine_with_min_lr"
     if name == "cosine_with_min_lr":
         extra = {"min_lr_rate": t.cosine_min_lr_ratio if t.cosine_min_lr_ratio is not None else 0.0}
-    return get_scheduler(name, optimizer, num_warmup_steps=warmup_steps(t, total_steps),
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup,
                          num_training_steps=total_steps, scheduler_specific_kwargs=extra)
+
+
+def cosine_factor(step: int, warmup: int, total: int, t: TrainConfig) -> float:
+    """axolotl's cosine with quadratic warmup, or with decay to min_lr_ratio until constant_lr_ratio × total."""
+    if t.lr_quadratic_warmup:
+        if step < warmup:
+            return (step / max(1, warmup)) ** 2
+        progress = (step - warmup) / max(1, total - warmup)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+    if step < warmup:
+        return step / max(1, warmup)
+    floor = t.cosine_min_lr_ratio or 0.0
+    constant_from = int(total * t.cosine_constant_lr_ratio)
+    progress = (min(step, constant_from) - warmup) / max(1, constant_from - warmup)
+    return max(0.0, (1 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))) + floor
