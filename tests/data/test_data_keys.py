@@ -37,3 +37,12 @@ def test_skip_prepare_dataset_tokenizes_each_run_and_caches_nothing(tmp_path, mi
     cached = prepare(config(tmp_path, ds), mistral_tok, seed=0)
     assert (tmp_path / "prep").exists()
     assert ids_of(prepare(skipped, mistral_tok, seed=0).train) == ids_of(cached.train)  # the same rows
+
+
+def test_min_sample_len_drops_shorter_rows(tmp_path, mistral_tok):
+    rows = [io_row("Q", " A"), io_row("Question one", " Answer one two three")]
+    ds = [{"path": write_jsonl(tmp_path / "d.jsonl", rows), "type": "input_output"}]
+    kept = prepare_rows(config(tmp_path, ds, shuffle_merged_datasets=False), mistral_tok, seed=0)
+    assert kept.summary.train.rows_out == 2  # the default 2 keeps a 2-token row
+    strict = prepare_rows(config(tmp_path, ds, shuffle_merged_datasets=False, min_sample_len=4), mistral_tok, seed=0)
+    assert strict.summary.train.rows_out == 1 and strict.summary.train.dropped == {"shorter than 4 tokens": 1}

@@ -145,6 +145,7 @@ class DataConfig(Section):
     excess_length_strategy: Literal["drop", "truncate", "raise"] = Field(
         "drop", description="Rows longer than sequence_len: drop, truncate, or raise."
     )
+    min_sample_len: int = Field(2, ge=1, description="Drop rows with fewer tokens than this (axolotl's default 2).")
     skip_prepare_dataset: bool = Field(
         False, description="Tokenize in each run without reading or writing the prepared-dataset cache.")
     dataset_num_proc: int | None = Field(None, ge=1, description="Worker processes for tokenizing (axolotl's dataset_processes).")

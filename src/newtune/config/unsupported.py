@@ -57,7 +57,7 @@ TOP_LEVEL = frozenset(
     loss_fn_config loss_weight lr_div_factor lr_groups
     lr_scheduler_kwargs max_deltas max_examples_per_source max_image_size max_memory
     max_prompt_len max_questions_per_canvas max_sample_tokens max_shard_size mean_resizing_embeddings
-    merge_lora merge_method metric_for_best_model min_sample_len mixlora_expert_lora_alpha
+    merge_lora merge_method metric_for_best_model mixlora_expert_lora_alpha
     mixlora_expert_lora_dropout mixlora_expert_lora_r mixlora_jitter_noise mixlora_num_experts
     mixlora_router_aux_loss_coef mixlora_router_init_range mixlora_top_k mixture mode model moe_bnb_fast
     moe_dequant_chunk_size moe_grouped_backend mora mora_type mount multipack_real_batches

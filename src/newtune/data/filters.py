@@ -54,9 +54,10 @@ def keep_rows(cols: TokenColumns, where: list[str], data: Any, stats: PartStats,
         else:
             stats.truncated += int(too_long.sum())
             cols = cols.truncate(limit)
-    short = cols.lengths() < MIN_LEN
+    min_len = getattr(data, "min_sample_len", MIN_LEN)
+    short = cols.lengths() < min_len
     if short.any():
-        drops.append((int(cols.source[np.argmax(short)]), f"shorter than {MIN_LEN} tokens", int(short.sum())))
+        drops.append((int(cols.source[np.argmax(short)]), f"shorter than {min_len} tokens", int(short.sum())))
         cols = cols.select(np.flatnonzero(~short))
     if seen is not None:
         cols = _dedup(cols, seen, drops)
