@@ -62,3 +62,15 @@ def test_activation_offloading_keeps_saved_tensors_on_cpu_with_the_same_losses(t
     run_training(offloaded, console)
     assert packed  # saved tensors went through save_on_cpu
     assert losses(offloaded.train.output_dir) == losses(plain.train.output_dir)
+
+
+def test_data_seed_sets_the_batch_order_apart_from_the_seed(tiny_run):
+    base, console = tiny_run(out="base")
+    run_training(base, console)
+    same, console = tiny_run(out="same", data_seed=3)  # tiny_run's seed is 3
+    run_training(same, console)
+    other, console = tiny_run(out="other", data_seed=11)
+    run_training(other, console)
+    assert losses(same.train.output_dir) == losses(base.train.output_dir)
+    assert losses(other.train.output_dir) != losses(base.train.output_dir)
+    assert losses(other.train.output_dir)[0] != losses(base.train.output_dir)[0]  # another first batch

@@ -33,6 +33,7 @@ class CheckpointingKwargs(Section):
 class TrainConfig(Section):
     output_dir: str = Field("./outputs/newtune", description="Where the adapter/model, metrics and plots go.")
     seed: int = Field(42, description="Seed for data order, splits, init and dropout.")
+    data_seed: int | None = Field(None, description="Seed of the batch order (default: seed), as transformers' data_seed.")
     micro_batch_size: int = Field(1, ge=1, description="Rows per forward pass.")
     eval_batch_size: int | None = Field(None, ge=1, description="Rows per eval forward pass (default micro_batch_size).")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")

@@ -116,7 +116,8 @@ class Run:
     def plan(self, epoch: int) -> list:
         t = self.cfg.train
         return B.epoch_plan(self.lengths, batch_size=t.micro_batch_size, packed=t.sample_packing,
-                            capacity=self.cfg.data.sequence_len, seed=t.seed + epoch)
+                            capacity=self.cfg.data.sequence_len,
+                            seed=(t.seed if t.data_seed is None else t.data_seed) + epoch)
 
     def collate(self, micro: Any) -> Any:
         t = self.cfg.train
