@@ -19,7 +19,7 @@ FORBIDDEN = {
 }
 # Where a rule has a reason to bend, with the reason. Nothing else may.
 ALLOWED = {
-    # converting a GGUF file into a tokenizer the first time needs transformers' GGUF reader
+    # the first load of a GGUF or SentencePiece tokenizer is built by transformers (then kept as tokenizer.json)
     ("data/tokenizer.py", "transformers"),
 }
 
@@ -62,3 +62,42 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
     f = pkg / "x.py"
     f.write_text("def f():\n    import torch\n    from ..train import loop\n")
     assert {"torch", "newtune.train", "newtune.train.loop"} <= imported_names(f, tmp_path / "newtune")
+
+
+ALPACA_ROW = {"instruction": "Say hi", "input": "", "output": "Hi!"}
+CHAT_ROW = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}
+
+
+def preprocess_modules(tmp_path: Path, name: str, base_model: str | None, ds_type: str, row: dict) -> list[str]:
+    """Run `newtune preprocess` (the real CLI) in a fresh process; the heavy modules it imported."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    data = tmp_path / f"{name}.jsonl"
+    data.write_text(json.dumps(row) + "\n")
+    cfg = tmp_path / f"{name}.yml"
+    keys = {"datasets": [{"path": str(data), "type": ds_type}], "sequence_len": 64,
+            "dataset_prepared_path": str(tmp_path / f"prepared-{name}")}
+    cfg.write_text(yaml.safe_dump({**({"base_model": base_model} if base_model else {}), **keys}))
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
+            f"sys.argv = ['newtune', 'preprocess', {str(cfg)!r}]\n"
+            "from newtune.cli import run\nrun()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "NEWTUNE_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+@pytest.mark.slow
+def test_preprocess_never_imports_torch(tmp_path, smol_tok_dir, mistral_tok_dir):
+    """A chat template on a tokenizer.json directory; the embedded model and a Mistral SentencePiece directory
+    (tokenizer_config with add_bos_token) once their tokenizer is converted (the first run may need transformers)."""
+    assert preprocess_modules(tmp_path, "chat", str(smol_tok_dir), "chat_template", CHAT_ROW) == []
+    for name, base in (("embedded", None), ("mistral", str(mistral_tok_dir))):
+        preprocess_modules(tmp_path, name + "-first", base, "alpaca", ALPACA_ROW)
+        assert preprocess_modules(tmp_path, name, base, "alpaca", ALPACA_ROW) == [], name

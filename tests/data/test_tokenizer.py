@@ -84,3 +84,21 @@ def test_gguf_tokenizer_is_converted_once_then_light(tmp_path, monkeypatch, smol
     assert [p.parent.name for p in tmp_path.glob("tokenizers/*/tokenizer.json")] != []
     assert second(TEXTS, add_special_tokens=False)["input_ids"] == smol_tok(TEXTS, add_special_tokens=False)["input_ids"]
     assert fingerprint(second) == fingerprint(first) == fingerprint(smol_tok)
+
+
+def test_a_sentencepiece_dir_is_converted_once_then_loaded_light(mistral_tok_dir, tmp_path, monkeypatch):
+    """Mistral's tokenizer.model with add_bos_token: transformers builds it once; later loads are
+    LightTokenizer with the same ids (BOS added by the saved post-processor), offsets and fingerprint."""
+    monkeypatch.setenv("NEWTUNE_CACHE", str(tmp_path))
+    first = load_tokenizer(str(mistral_tok_dir), light=True)
+    assert not isinstance(first, LightTokenizer)
+    light = load_tokenizer(str(mistral_tok_dir), light=True)
+    assert isinstance(light, LightTokenizer)
+    texts = [*TEXTS, "<s>Hello\n", "hi there!. </s>", "[INST] x [/INST]"]
+    for sp in (True, False):
+        a = light(texts, add_special_tokens=sp, return_offsets_mapping=True)
+        b = first(texts, add_special_tokens=sp, return_offsets_mapping=True)
+        assert a["input_ids"] == b["input_ids"], sp
+        assert [[tuple(o) for o in r] for r in a["offset_mapping"]] == [[tuple(o) for o in r] for r in b["offset_mapping"]]
+    assert light("Hello")["input_ids"][0] == light.bos_token_id == 1
+    assert fingerprint(light) == fingerprint(first)

@@ -134,6 +134,13 @@ def _from_dir(path: Path, trust_remote_code: bool, light: bool, legacy: bool | N
 
     if light and legacy is None and LightTokenizer.can_load(path):
         return LightTokenizer.from_dir(path)
+    convertible = light and legacy is None and not _has_remote_code(path)
+    if convertible:
+        files = sorted(f for f in path.iterdir() if f.name.startswith(("tokenizer", "special_tokens", "added_tokens",
+                                                                       "chat_template", "vocab", "merges")))
+        saved = _converted_dir(files)
+        if LightTokenizer.can_load(saved):
+            return LightTokenizer.from_dir(saved)
     from transformers import AutoTokenizer
 
     extra = {} if legacy is None else {"legacy": legacy}
@@ -144,36 +151,60 @@ def _from_dir(path: Path, trust_remote_code: bool, light: bool, legacy: bool | N
     if (path / "tokenizer.json").exists() or (path / "tokenizer.model").exists():
         extra["mistral_format"] = False
     try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **extra)
     except (OSError, ValueError) as e:
         raise ModelError(str(path), f"cannot load a tokenizer from this directory: {e}") from None
     except ImportError as e:  # e.g. mistral-common installed without its requirements (tiktoken)
         raise ModelError(str(path), f"loading this tokenizer needs a package that is missing: {e}",
                          f"install it with its dependencies (pip install {e.name or 'PACKAGE'})") from None
+    if convertible and getattr(tok, "backend_tokenizer", None) is not None:
+        _save_plain(tok, saved)
+    return tok
+
+
+def _has_remote_code(path: Path) -> bool:
+    cfg = path / "tokenizer_config.json"
+    return cfg.exists() and "auto_map" in json.loads(cfg.read_text(encoding="utf-8"))
+
+
+def _converted_dir(files: list[Path]) -> Path:
+    """Where a tokenizer transformers built from these files is kept as plain tokenizer.json (see _save_plain)."""
+    from newtune.embedded import cache_root
+
+    ident = "|".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    return cache_root() / "tokenizers" / hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
+def _save_plain(tok: Any, saved: Path) -> None:
+    """Save what transformers built (its tokenizer.json holds the class's normalizer, pre-tokenizer and the
+    BOS/EOS post-processor) with a plain tokenizer_config, so later loads need only `tokenizers`: the same
+    ids by construction (tests compare both on the Mistral tokenizer), without importing transformers or torch."""
+    import shutil
+    import tempfile
+
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=saved.parent))
+    tok.save_pretrained(tmp)
+    cfg_file = tmp / "tokenizer_config.json"
+    cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    cfg["tokenizer_class"] = "TokenizersBackend"
+    for key in ("add_bos_token", "add_eos_token", "auto_map"):  # their effect is in tokenizer.json now
+        cfg.pop(key, None)
+    cfg_file.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
+    shutil.rmtree(saved, ignore_errors=True)
+    tmp.rename(saved)
 
 
 def _from_gguf(gguf: Path, light: bool) -> Any:
     """A GGUF's tokenizer; with `light`, converted once into a cached tokenizer.json directory."""
-    from newtune.embedded import cache_root
-
-    if light:
-        st = gguf.stat()
-        key = hashlib.sha256(f"{gguf.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
-        saved = cache_root() / "tokenizers" / key
-        if LightTokenizer.can_load(saved):
-            return LightTokenizer.from_dir(saved)
-    from transformers import AutoTokenizer
+    saved = _converted_dir([gguf])
+    if light and LightTokenizer.can_load(saved):
+        return LightTokenizer.from_dir(saved)
+    from transformers import AutoTokenizer  # reading a GGUF's tokenizer needs transformers, the first time
 
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     if light:
-        import shutil
-        import tempfile
-
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=saved.parent))
-        tok.save_pretrained(tmp)
-        shutil.rmtree(saved, ignore_errors=True)
-        tmp.rename(saved)
+        _save_plain(tok, saved)
     return tok
 
 
