@@ -139,3 +139,12 @@ def test_edited_jinja_template_file_retokenizes(tmp_path, smol_tok_dir):
     second = run()
     assert not second.summary.cached and second.summary.cache_path != first.summary.cache_path
     assert second.train.lengths()[0] < first.train.lengths()[0]
+
+
+def test_split_shuffle_and_processes_reuse_the_cache(setup):
+    """val_set_size, shuffle_merged_datasets and dataset_num_proc act on the cached rows: no re-tokenizing."""
+    _, _, run = setup
+    base = run()
+    for keys in ({"val_set_size": 1}, {"shuffle_merged_datasets": False}, {"dataset_num_proc": 2}):
+        other = run(**keys)
+        assert other.cached and other.cache_path == base.cache_path, keys

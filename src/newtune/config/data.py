@@ -1,6 +1,8 @@
-"""Keys that decide the tokens and labels. Everything here is part of the dataset cache key.
+"""Keys that decide the tokens and labels. Everything here is part of the dataset cache key, except
+AFTER_CACHE: the keys applied to the cached rows each run (shuffle, split) or that only say where and how
+fast to build them.
 
-Keep keys that do not change the prepared data out of this file: they would only defeat the cache.
+Keep other keys that do not change the prepared data out of this file: they would only defeat the cache.
 """
 
 from __future__ import annotations
@@ -121,6 +123,10 @@ class PretrainingDataset(Section):
     data_files: str | list[str] | None = None
     skip: int = Field(0, ge=0, description="Rows to skip at the start of the stream.")
     trust_remote_code: bool = False
+
+
+# Applied after the cache (seeded shuffle, val_set_size split) or not about its content (where, how many processes).
+AFTER_CACHE = frozenset({"val_set_size", "shuffle_merged_datasets", "dataset_num_proc", "dataset_prepared_path"})
 
 
 class DataConfig(Section):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from newtune.config.data import DataConfig, DatasetConfig
+from newtune.config.data import AFTER_CACHE, DataConfig, DatasetConfig
 from newtune.data import cache
 from newtune.data.columns import TokenColumns
 from newtune.data.encode import plain_backend
@@ -160,7 +160,7 @@ def prepare_rows(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = 
         entry, cached = uncached_rows(data, tokenizer, console), False
     else:
         root = cache.cache_dir(data)
-        key = cache.cache_key(data.model_dump_json(), fingerprint(tokenizer), source_identities(data))
+        key = cache.cache_key(data.model_dump_json(exclude=AFTER_CACHE), fingerprint(tokenizer), source_identities(data))
         with cache.locked(root, key):
             entry = cache.lookup(root, key)
             cached = entry is not None
