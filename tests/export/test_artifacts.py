@@ -64,3 +64,13 @@ def test_tokenizer_default_template_and_system(smol_tok):
     fmt = describe_prompt_format(cfg.data, smol_tok)
     assert fmt.pop("template") == smol_tok.chat_template
     assert fmt == {"kind": "chat", "type": "chat_template", "system": "Be brief.", "stop": ["<|im_end|>"]}
+
+
+def test_saving_leaves_the_live_tokenizer_template_alone(tmp_path, mistral_tok_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(mistral_tok_dir)
+    before = tok.chat_template
+    cfg = load_config(None, raw={"datasets": [{"path": "d.jsonl", "type": "chat_template"}], "chat_template": "chatml"})
+    save_artifacts(tmp_path, cfg, tok)
+    assert tok.chat_template == before and "<|im_start|>" in AutoTokenizer.from_pretrained(tmp_path).chat_template

@@ -17,7 +17,7 @@ from newtune.data.encode import encode_grouped, encode_joined, encode_pieces_col
 from newtune.data.formats import completion
 from newtune.data.options import format_of, options_of
 from newtune.data.tokenizer import tokenizer_info
-from newtune.data.types import Encoded, FormatContext, Row
+from newtune.data.types import Encoded, FormatContext, RenderedKind, Row
 
 # Types whose one row may become several training rows: name → (Encoded, sequence_len) → rows.
 ROW_SPLITTERS = {"completion": completion.split_chunks}
@@ -48,7 +48,7 @@ def encode_rows_columns(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig
 
 
 def render_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Any,
-                ctx: FormatContext | None = None) -> tuple[str, list[Any]]:
+                ctx: FormatContext | None = None) -> tuple[RenderedKind, list[Any]]:
     """The Python half of encoding: each row through its format (and a conversation through the chat
     template), ready for `tokenize_rendered`. (kind, outputs)."""
     fmt, opts = format_of(ds), options_of(ds)
@@ -62,14 +62,14 @@ def render_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokeni
     return fmt.kind, outputs
 
 
-def tokenize_rendered(kind: str, outputs: list[Any], tokenizer: Any) -> TokenColumns:
+def tokenize_rendered(kind: RenderedKind, outputs: list[Any], tokenizer: Any) -> TokenColumns:
     """The tokenizer half of encoding: rendered rows → flat columns; segment formats build no per-row lists."""
     if kind == "segments":
         return encode_pieces_columns(outputs, tokenizer)
     return from_encoded(_encode_rendered(kind, outputs, tokenizer))
 
 
-def _encode_rendered(kind: str, outputs: list[Any], tokenizer: Any) -> list[Encoded]:
+def _encode_rendered(kind: RenderedKind, outputs: list[Any], tokenizer: Any) -> list[Encoded]:
     if kind == "pieces":
         return encode_grouped(outputs, tokenizer)
     if kind == "joined":

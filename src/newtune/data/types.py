@@ -63,6 +63,9 @@ class FormatContext:
 FormatOutput = list[Segment] | list[list[Segment]] | Conversation | Encoded
 # "pieces": a list of pieces, each a list of Segments tokenized together (labels by character offset)
 Kind = Literal["segments", "pieces", "conversation", "tokens"]
+# What a batch is once rendered: a conversation becomes "joined" (its template's text as Segments, tokenized
+# once and labelled by character offset); the other kinds stay as they are.
+RenderedKind = Literal["segments", "pieces", "joined", "tokens"]
 
 
 class FormatOptions(Section):

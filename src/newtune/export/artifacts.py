@@ -31,9 +31,13 @@ def save_artifacts(out_dir: str | Path, cfg: RunConfig, tokenizer: Any) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fmt = describe_prompt_format(cfg.data, tokenizer)
-    if fmt["kind"] == "chat":
+    live = tokenizer.chat_template
+    if fmt["kind"] == "chat":  # saved with the template training used; the run's tokenizer keeps its own
         tokenizer.chat_template = fmt.pop("template")
-    tokenizer.save_pretrained(out)
+    try:
+        tokenizer.save_pretrained(out)
+    finally:
+        tokenizer.chat_template = live
     write_atomic(out / CONFIG_FILE, yaml.safe_dump(cfg.flat(), sort_keys=False, allow_unicode=True))
     write_atomic(out / PROMPT_FORMAT_FILE, json.dumps(fmt, indent=2, ensure_ascii=False) + "\n")
     return fmt
