@@ -126,7 +126,8 @@ class PretrainingDataset(Section):
 
 
 # Applied after the cache (seeded shuffle, val_set_size split) or not about its content (where, how many processes).
-AFTER_CACHE = frozenset({"val_set_size", "shuffle_merged_datasets", "dataset_num_proc", "dataset_prepared_path"})
+AFTER_CACHE = frozenset({"val_set_size", "shuffle_merged_datasets", "dataset_num_proc", "dataset_prepared_path",
+                         "skip_prepare_dataset"})
 
 
 class DataConfig(Section):
