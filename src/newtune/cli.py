@@ -6,6 +6,7 @@ config key, validated like the file.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -40,22 +41,51 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show the libraries' own progress bars and notices "
+                                          "(also after the command: newtune train CONFIG --verbose).")] = False,
 ) -> None:
     """Fine-tune large language models from one axolotl-compatible YAML file."""
-    setup_logging()
+    setup_logging(verbose or os.environ.get(VERBOSE_ENV) == "1")
 
 
-def setup_logging() -> None:
-    """newtune's INFO messages (which model is used, adapter targets, ...) to stderr through rich."""
+VERBOSE_ENV = "NEWTUNE_VERBOSE"
+# Library notices about things newtune has already handled: shown only with --verbose.
+HANDLED_WARNINGS = (
+    (FutureWarning, r".*is_gradient_checkpointing.*"),  # peft 0.21 calls transformers' deprecated name
+    (UserWarning, r"Position ids are not supported for parameter efficient tuning"),  # soft prompts: unpacked rows
+    (UserWarning, r"Could not find a config file in .*"),  # peft, a GGUF base: newtune saves embeddings itself
+    (FutureWarning, r".*`past_key_values`.*"),  # peft's prefix tuning forward, the name transformers 5 renamed
+)
+HANDLED_LOGS = {  # logger name → message start
+    "transformers.quantizers.quantizer_gguf": "Loading a GGUF checkpoint with its weights packed",  # newtune picks the dtype
+}
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """newtune's INFO messages (which model is used, adapter targets, ...) to stderr through rich; under
+    torchrun only rank 0 logs them. Without `verbose`: no library progress bars (transformers' `Loading
+    weights`, hub downloads) and none of the notices in HANDLED_WARNINGS / HANDLED_LOGS."""
     import logging
+    import warnings
 
     from rich.logging import RichHandler
 
+    rank = int(os.environ.get("RANK", "0") or 0)
     logger = logging.getLogger("newtune")
     if not logger.handlers:
         logger.addHandler(RichHandler(console=console, show_time=False, show_path=False, markup=False))
-        logger.setLevel(logging.INFO)
         logger.propagate = False
+    logger.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+    if verbose:
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by transformers' tqdm when it loads
+    for category, message in HANDLED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for name, start in HANDLED_LOGS.items():
+        logging.getLogger(name).addFilter(lambda record, start=start: not record.getMessage().startswith(start))
+    if rank != 0:  # the other ranks repeat rank 0's library notices
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        warnings.simplefilter("ignore")
 
 
 def extra_overrides(args: list[str]) -> list[str]:
@@ -94,14 +124,22 @@ def load(config: Path, sets: list[str] | None, ctx: typer.Context):
 
 @app.command(context_settings=OVERRIDES)
 def check(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
-    """Validate CONFIG and print the resolved config with defaults filled in."""
-    import yaml
-
+    """Validate CONFIG; print the resolved config, unset keys as the values used (marked `# derived`)."""
+    from newtune.check import effective_yaml, missing_dataset_files
     from newtune.config.gpu import gpu_keys
 
     cfg = load(config, set_, ctx)
-    out.print(yaml.safe_dump(cfg.flat(), sort_keys=False, allow_unicode=True), end="", markup=False, highlight=False)
-    console.print(f"[green]✓[/green] {config} is valid")
+    out.print(effective_yaml(cfg), end="", markup=False, highlight=False, soft_wrap=True)  # YAML: never wrapped
+    missing = missing_dataset_files(cfg)
+    for key, path in missing:
+        console.print(f"[yellow]warning:[/yellow] {key}: {escape(path)} does not exist (relative paths are resolved "
+                      f"against the working directory, {escape(str(Path.cwd()))}); preprocess and train need it",
+                      highlight=False, soft_wrap=True)
+    if missing:
+        console.print(f"[yellow]![/yellow] {config} is valid, but {len(missing)} dataset file"
+                      f"{'s are' if len(missing) > 1 else ' is'} missing", soft_wrap=True)
+    else:
+        console.print(f"[green]✓[/green] {config} is valid")
     needs_gpu = gpu_keys(cfg)
     if needs_gpu:
         console.print(f"note: {', '.join(needs_gpu)} need{'s' if len(needs_gpu) == 1 else ''} a CUDA GPU; "
@@ -250,6 +288,9 @@ def merge_sharded(
 
 def run() -> None:
     """Entry point: user errors print one message and exit 2, without a traceback."""
+    if "--verbose" in sys.argv[1:]:  # anywhere on the line, not only before the command
+        sys.argv.remove("--verbose")
+        os.environ[VERBOSE_ENV] = "1"
     try:
         code = app(standalone_mode=False)  # click returns typer.Exit's code instead of raising it here
         if isinstance(code, int) and code:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,36 @@ def test_migrate_bad_paths_and_yaml_are_user_errors(tmp_path):
     bad.write_text("a: [1,\n")
     res = run("migrate", str(bad))
     assert res.returncode == 2 and "invalid YAML" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_check_prints_effective_values_marked_derived(tmp_path):
+    data = tmp_path / "chat.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"adapter: lora\nlora_target_linear: true\ndatasets:\n  - path: {data}\n    type: chat_template\n")
+    res = subprocess.run(NEWTUNE + ["check", str(cfg)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "NEWTUNE_CPU_BF16": "0"})
+    assert res.returncode == 0, res.stderr
+    resolved = yaml.safe_load(res.stdout)
+    assert resolved["base_model"] == "embedded:smollm2-135m-instruct" and resolved["bf16"] is False
+    assert resolved["lora_target_modules"] == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
+    ds = resolved["datasets"][0]
+    assert (ds["roles_to_train"], ds["train_on_eos"], ds["train_on_eot"]) == (["assistant"], "turn", "turn")
+    lines = res.stdout.splitlines()
+    assert "base_model: embedded:smollm2-135m-instruct  # derived: no base_model given: the embedded SmolLM2-135M-Instruct" in lines
+    assert "bf16: false  # derived: auto, NEWTUNE_CPU_BF16=0 in the environment" in lines
+    assert "  train_on_eos: turn  # derived: axolotl's default" in lines
+    assert f"{cfg} is valid" in res.stderr
+
+
+def test_check_warns_about_a_missing_dataset_file_and_preprocess_names_the_directory(tmp_path):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("datasets:\n  - path: data/later.jsonl\n    type: alpaca\n")
+    res = run("check", str(cfg), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (f"warning: datasets[0].path: data/later.jsonl does not exist (relative paths are resolved against the "
+            f"working directory, {tmp_path})") in " ".join(res.stderr.split())
+    assert "is valid, but 1 dataset file is missing" in res.stderr and "✓" not in res.stderr
+    res = run("preprocess", str(cfg), cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"error: data/later.jsonl: not found (relative to {tmp_path})" in " ".join(res.stderr.split())

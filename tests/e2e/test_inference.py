@@ -87,6 +87,11 @@ def test_merge_lora_then_plain_transformers(trained, tmp_path):
     res = subprocess.run([NEWTUNE, "merge-lora", str(trained), "--out", str(tmp_path / "merged")],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
+    # library noise newtune handled stays out; --verbose (anywhere on the line) shows it
+    assert "Warning" not in res.stderr and "Loading weights" not in res.stderr, res.stderr
+    loud = subprocess.run([NEWTUNE, "merge-lora", str(trained), "--out", str(tmp_path / "again"), "--verbose"],
+                          capture_output=True, text=True, timeout=300)
+    assert loud.returncode == 0 and "Loading weights" in loud.stderr, loud.stderr[-3000:]
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     cfg = yaml.safe_load(trained.read_text())
     from peft import PeftModel

@@ -166,3 +166,11 @@ def test_load_in_4bit_without_gpu_says_it_needs_cuda(tiny_model_dir, smol_tok):
     with pytest.raises(ModelError) as e:
         load_model(ModelConfig(base_model=str(tiny_model_dir), load_in_4bit=True), smol_tok, dtype=torch.float32)
     assert e.value.where == "load_in_4bit" and "need a CUDA GPU" in e.value.problem
+
+
+def test_check_names_the_linear_layers_lora_target_linear_adapts(smol_tok):
+    from newtune.check import LINEAR_BY_MODEL_TYPE
+    from newtune.model.adapters import linear_module_names
+
+    model = tiny_model(len(smol_tok))
+    assert linear_module_names(model) == LINEAR_BY_MODEL_TYPE[model.config.model_type]

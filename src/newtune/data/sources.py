@@ -236,7 +236,21 @@ def _saved_dataset(path: Path, split: str) -> Any:
     return loaded
 
 
+def looks_local(path: str) -> bool:
+    """A path a user means as a file or directory here (a data file extension, or ./ ../ / ~), not a hub id."""
+    return path.startswith(("/", "./", "../", "~")) or Path(path).suffix in EXTENSIONS
+
+
+def missing_path(path: str) -> str:
+    """`examples/data/x.jsonl: not found (relative to /current/dir)`: where a relative path was looked for."""
+    p = Path(path).expanduser()
+    return "not found" if p.is_absolute() else f"not found (relative to {Path.cwd()})"
+
+
 def _hub_dataset(ds: Any) -> Any:
+    if looks_local(ds.path):
+        raise DataError(ds.path, missing_path(ds.path), "relative paths are resolved against the working "
+                        "directory, as in axolotl: run from the directory they are relative to, or give an absolute path")
     hint = (f"'{ds.path}' is not a local file or directory; to train offline, download it elsewhere and set "
             "path: to the local .jsonl/.parquet file or directory")
     if os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":

@@ -122,7 +122,26 @@ def cpu_bf16_verdict(cpuinfo: str | None = None) -> tuple[bool, str]:
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(known, indent=1))
             tmp.replace(path)
-    ratio = known[key]
+    return verdict_of(known[key])
+
+
+def cpu_bf16_verdict_cached(torch_version: str) -> tuple[bool, str] | None:
+    """The verdict measured earlier on this CPU with this torch, from the newtune cache (torch-free); None if unknown."""
+    import json
+
+    from newtune.embedded import cache_root
+
+    path = cache_root() / "cpu_bf16.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ratio = known.get(f"{cpu_model_name()}|torch {torch_version}")
+    return verdict_of(ratio) if isinstance(ratio, int | float) else None
+
+
+def verdict_of(ratio: float) -> tuple[bool, str]:
+    """bf16 step time / fp32 step time → (bf16 is worth it, why)."""
     if ratio <= BF16_MARGIN:
         return True, f"measured {1 / ratio:.1f}× faster than fp32 on this CPU"
     if ratio > 1:
