@@ -139,7 +139,7 @@ def check(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
         console.print(f"[yellow]![/yellow] {config} is valid, but {len(missing)} dataset file"
                       f"{'s are' if len(missing) > 1 else ' is'} missing", soft_wrap=True)
     else:
-        console.print(f"[green]✓[/green] {config} is valid")
+        console.print(f"[green]✓[/green] {config} is valid", soft_wrap=True)
     needs_gpu = gpu_keys(cfg)
     if needs_gpu:
         console.print(f"note: {', '.join(needs_gpu)} need{'s' if len(needs_gpu) == 1 else ''} a CUDA GPU; "
