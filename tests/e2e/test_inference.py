@@ -88,7 +88,8 @@ def test_merge_lora_then_plain_transformers(trained, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     # library noise newtune handled stays out; --verbose (anywhere on the line) shows it
-    assert "Warning" not in res.stderr and "Loading weights" not in res.stderr, res.stderr
+    for noise in ("is_gradient_checkpointing", "Loading weights", "Could not find a config file"):
+        assert noise not in res.stderr, res.stderr
     loud = subprocess.run([NEWTUNE, "merge-lora", str(trained), "--out", str(tmp_path / "again"), "--verbose"],
                           capture_output=True, text=True, timeout=300)
     assert loud.returncode == 0 and "Loading weights" in loud.stderr, loud.stderr[-3000:]
