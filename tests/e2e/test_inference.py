@@ -4,6 +4,7 @@ greedy continuation of base + adapter after the alpaca prompt training used."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -90,8 +91,9 @@ def test_merge_lora_then_plain_transformers(trained, tmp_path):
     # library noise newtune handled stays out; --verbose (anywhere on the line) shows it
     for noise in ("is_gradient_checkpointing", "Loading weights", "Could not find a config file"):
         assert noise not in res.stderr, res.stderr
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}  # a user's own choice wins
     loud = subprocess.run([NEWTUNE, "merge-lora", str(trained), "--out", str(tmp_path / "again"), "--verbose"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
     assert loud.returncode == 0 and "Loading weights" in loud.stderr, loud.stderr[-3000:]
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     cfg = yaml.safe_load(trained.read_text())
