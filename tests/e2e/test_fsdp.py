@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ def test_fsdp2_full_fine_tune_equals_one_process_consolidates_and_resumes_on_one
         "base_model": str(tiny_model_dir), "datasets": [{"path": str(rows), "type": "input_output"}],
         "dataset_prepared_path": str(tmp_path / "prepared"), "sequence_len": 64, "optimizer": "sgd",
         "learning_rate": 0.5, "micro_batch_size": 2, "max_steps": 4, "save_steps": 2, "fsdp_config": FSDP2}))
-    run([str(BIN / "torchrun"), "--nproc_per_node", "2", "-m", "newtune", "train", str(config), "--output_dir", "two"],
+    run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "newtune", "train", str(config), "--output_dir", "two"],
         tmp_path)
     run([NEWTUNE, "train", str(config), "--output_dir", "one", "--gradient_accumulation_steps", "2"], tmp_path)
     two, one = tmp_path / "two", tmp_path / "one"
@@ -98,7 +99,11 @@ def test_fsdp1_style_lora_under_accelerate_launch_equals_one_process_and_resumes
         "fsdp": ["full_shard", "auto_wrap"], "fsdp_config": {
             "fsdp_version": 1, "fsdp_transformer_layer_cls_to_wrap": "LlamaDecoderLayer",
             "fsdp_state_dict_type": "SHARDED_STATE_DICT", "fsdp_sync_module_states": True}}))
-    two = run([str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "-m", "newtune", "train",
+    with socket.socket() as s:  # a free port: other runs on this machine may hold accelerate's default 29500
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    two = run([str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--main_process_port",
+               str(port), "-m", "newtune", "train",
                str(config), "--output_dir", "two"], tmp_path)
     assert "fsdp: [full_shard] → fsdp_config.reshard_after_forward: True" in " ".join(two.stderr.split())
     assert (tmp_path / "two" / "checkpoint-2" / "accelerate_state" / "pytorch_model_fsdp_0").is_dir()

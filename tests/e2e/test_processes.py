@@ -104,7 +104,7 @@ def test_nproc_equals_one_process_and_slow_tokenization_outlasts_ddp_timeout(tmp
 
 def test_ddp_keys_reach_torch_and_ddp_timeout_bounds_a_wait(tmp_path):
     worker = Path(__file__).parent / "ddp_options_worker.py"
-    res = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", str(worker), "7", "false", "true", "4", str(tmp_path)],
+    res = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", str(worker), "7", "false", "true", "4", str(tmp_path)],
                          capture_output=True, text=True, timeout=300, env=env())
     lines = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 2, res.stderr[-3000:]
@@ -119,7 +119,7 @@ def test_ddp_keys_reach_torch_and_ddp_timeout_bounds_a_wait(tmp_path):
 def test_torchrun_and_python_m_run_newtune(tmp_path, tiny_model_dir):
     """`torchrun -m newtune train` (without ACCELERATE_USE_CPU) is a real 2-process run, not two single ones."""
     config = write_config(tmp_path, tiny_model_dir, max_steps=2)
-    res = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "-m", "newtune", "train", str(config),
+    res = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "newtune", "train", str(config),
                           "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=300, env=env())
     assert res.returncode == 0, res.stderr[-3000:]
     # 8 rows, micro-batches of 2, 2 ranks: each step trains on 4 rows; one process alone would count 2
