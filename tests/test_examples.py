@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from newtune.data.pipeline import prepare_rows
+from newtune.data.preference import prepare_pair_rows
 from newtune.data.tokenizer import tokenizer_for
 from newtune.load import load_config
 
@@ -17,7 +18,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
 
 def test_there_are_examples_for_each_family():
     names = {p.stem for p in EXAMPLES}
-    assert {"quickstart", "alpaca", "chat_template", "sharegpt", "input_output", "completion"} <= names
+    assert {"quickstart", "alpaca", "chat_template", "sharegpt", "input_output", "completion", "dpo", "ipo"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -25,7 +26,8 @@ def test_example_validates_and_encodes(path, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # example paths are relative to the repository root
     cfg = load_config(path, [f"dataset_prepared_path={tmp_path}"])
     tok = tokenizer_for(cfg.model, light=True)
-    rows = prepare_rows(cfg.data, tok, seed=cfg.train.seed)
+    prepare = prepare_pair_rows if cfg.data.rl else prepare_rows
+    rows = prepare(cfg.data, tok, seed=cfg.train.seed)
     stats = rows.summary.train
     assert rows.summary.train_rows > 0 and stats.rows_out == stats.rows_in, stats
     assert stats.trainable > 0 and stats.zero_trainable == 0, stats

@@ -130,7 +130,21 @@ AFTER_CACHE = frozenset({"val_set_size", "shuffle_merged_datasets", "dataset_num
                          "skip_prepare_dataset"})
 
 
+RL_METHODS = ("dpo", "ipo")  # implemented `rl:` methods
+RL_LATER = ("orpo", "kto", "simpo", "grpo", "gdpo", "ebft")  # axolotl's other ones: "not supported yet"
+
+
+def check_rl(v: str | None) -> str | None:
+    if v is None or v in RL_METHODS:
+        return v
+    if v in RL_LATER:
+        raise ValueError(f"rl: {v} is not supported by newtune yet (supported: {', '.join(RL_METHODS)})")
+    raise ValueError(f"unknown rl method '{v}'; known: {', '.join(RL_METHODS + RL_LATER)}")
+
+
 class DataConfig(Section):
+    rl: str | None = Field(None, description="Preference training: dpo or ipo (dataset types then give "
+                           "prompt/chosen/rejected pairs).")
     datasets: list[DatasetConfig] = Field(default_factory=list, description="Training datasets, merged in order.")
     test_datasets: list[DatasetConfig] | None = Field(None, description="Evaluation datasets.")
     pretraining_dataset: list[PretrainingDataset] | None = Field(None, description="Streamed pretraining text.")
@@ -158,6 +172,7 @@ class DataConfig(Section):
     dataset_num_proc: int | None = Field(None, ge=1, description="Worker processes for tokenizing (axolotl's dataset_processes).")
 
     _check_template = field_validator("chat_template")(classmethod(lambda cls, v: check_chat_template_name(v)))
+    _check_rl = field_validator("rl")(classmethod(lambda cls, v: check_rl(v)))
 
     @field_validator("datasets", "test_datasets", "pretraining_dataset", mode="before")
     @classmethod

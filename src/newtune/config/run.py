@@ -11,6 +11,7 @@ from newtune.config.data import DataConfig
 from newtune.config.distributed import DistributedConfig
 from newtune.config.gpu import GpuConfig
 from newtune.config.model import ModelConfig
+from newtune.config.preference import PreferenceConfig
 from newtune.config.train import BUILT_IN_PLUGINS, TrainConfig
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -20,6 +21,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "train": TrainConfig,
     "gpu": GpuConfig,
     "distributed": DistributedConfig,
+    "pref": PreferenceConfig,
 }
 
 
@@ -32,6 +34,7 @@ class RunConfig(BaseModel):
     train: TrainConfig
     gpu: GpuConfig
     distributed: DistributedConfig
+    pref: PreferenceConfig
 
     def flat(self) -> dict:
         """The resolved config as flat axolotl-style YAML keys (defaults filled in)."""
@@ -98,6 +101,17 @@ RULES: list[tuple[str, Callable[[RunConfig], bool], str]] = [
     ("fsdp_config.min_num_params", lambda c: bool(c.distributed.fsdp_config and c.distributed.fsdp_config.auto_wrap_policy
      == "SIZE_BASED_WRAP" and not c.distributed.fsdp_config.min_num_params),
      "auto_wrap_policy: SIZE_BASED_WRAP needs min_num_params"),
+    *[(key, lambda c, key=key: not c.data.rl and getattr(c.pref, key) is not None,
+       "a preference-training key: set rl: dpo (or ipo) to use it, or remove it")
+      for key in PreferenceConfig.model_fields],
+    ("dpo_loss_type", lambda c: c.data.rl == "ipo" and c.pref.dpo_loss_type is not None,
+     "rl: ipo is DPO with dpo_loss_type [ipo]; use rl: dpo to choose other loss types"),
+    ("dpo_label_smoothing", lambda c: c.data.rl == "ipo" and bool(c.pref.dpo_label_smoothing),
+     "IPO takes no label smoothing (axolotl passes none for rl: ipo)"),
+    ("lora_model_dir", lambda c: bool(c.data.rl) and bool(c.adapter.lora_model_dir),
+     "preference training from a saved adapter is not supported yet (TRL's reference would be that adapter)"),
+    ("sample_packing", lambda c: bool(c.data.rl) and c.train.sample_packing,
+     "preference pairs are not packed (chosen and rejected share a prompt); remove sample_packing"),
     ("tokenizer_use_fast", lambda c: not c.model.tokenizer_use_fast,
      "newtune needs a fast tokenizer; remove tokenizer_use_fast: false"),
 ]

@@ -26,7 +26,7 @@ TOP_LEVEL = frozenset(
     debug decontaminate deepcompile dense_mixer
     deployment_id device diffusion diffusion_decision diffusion_lm dion_lr dion_momentum dion_rank_fraction
     dion_rank_multiple_of disk_size do_bench_eval do_causal_lm_eval docker_auth
-    dpo_label_smoothing dpo_ld_alpha dpo_loss_type dpo_loss_weights dpo_padding_free
+    dpo_ld_alpha dpo_padding_free
     dpo_use_liger_kernel dpo_use_weighting dry_run dsv4_bf16_all dsv4_fp4_grouped_mode dsv4_fp8_lora_kernel
     dsv4_fp8_nonexpert_mode dsv4_shared_mlp_lora_kernel dynamic_checkpoint eaft_alpha eaft_k
     ebft embedding_lr embedding_lr_scale embeddings_skip_upcast enabled env
@@ -78,7 +78,7 @@ TOP_LEVEL = frozenset(
     qgalore_update_proj_gap qlora_sharded_model_loading quantization ray_num_workers ray_run_name
     read_fraction read_overflow_canvas_width recipe reinit_weights relora relora_cpu_offload
     relora_prune_method relora_prune_ratio remove_unused_columns resources_per_worker reward_funcs
-    reward_model ring_impl ring_size rl rl_beta role_boundaries rollouts rotate_method s3_endpoint_url
+    reward_model ring_impl ring_size role_boundaries rollouts rotate_method s3_endpoint_url
     s3_profile sample_num_slots sample_packing_bin_size sample_packing_eff_est sample_packing_group_size
     sample_packing_mp_start_method sample_packing_sequentially sample_temperature save_compressed
     save_first_step save_name_prefix save_only_model save_safetensors scaling_softmax scaling_softmax_bias

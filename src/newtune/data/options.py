@@ -106,6 +106,8 @@ def build_options(type_value: Any, extras: Mapping[str, Any], where: str,
 
 def check_datasets(data_section: Mapping[str, Any]) -> list[str]:
     """Every problem of the `datasets:` and `test_datasets:` entries' types and format options."""
+    if data_section.get("rl"):
+        return check_pair_datasets(data_section)
     problems: list[str] = []
     for list_key in ("datasets", "test_datasets"):
         entries = data_section.get(list_key)
@@ -117,6 +119,33 @@ def check_datasets(data_section: Mapping[str, Any]) -> list[str]:
             extras = {k: v for k, v in entry.items() if k not in COMMON_KEYS}
             t = entry.get("type")
             problems += build_options(t, extras, f"{list_key}[{i}]", merge_type=not isinstance(t, Mapping))[1]
+    return problems
+
+
+def check_pair_datasets(data_section: Mapping[str, Any]) -> list[str]:
+    """With `rl:`, each `type:` names a preference type (data/formats/preference), and its keys are that type's."""
+    from newtune.data.formats.preference import PREFERENCE_FORMATS, PREFERENCE_LATER
+
+    rl, problems = data_section["rl"], []
+    for list_key in ("datasets", "test_datasets"):
+        entries = data_section.get(list_key)
+        for i, entry in enumerate([entries] if isinstance(entries, Mapping) else entries or []):
+            if not isinstance(entry, Mapping):
+                continue
+            where, t = f"{list_key}[{i}]", entry.get("type")
+            if t is None:
+                problems.append(f"{where}.type: rl: {rl} needs a preference dataset type (e.g. chatml.intel, passthrough)")
+            elif not isinstance(t, str) or t in PREFERENCE_LATER:
+                shown = t if isinstance(t, str) else "user_defined (a type: mapping)"
+                problems.append(f"{where}.type: preference dataset type '{shown}' is not supported by newtune yet")
+            elif t not in PREFERENCE_FORMATS:
+                problems.append(f"{where}.type: unknown preference dataset type '{t}' for rl: {rl}"
+                                f"{did_you_mean(t, PREFERENCE_FORMATS)}")
+            else:
+                extras = {k: v for k, v in entry.items() if k not in COMMON_KEYS and v is not None}
+                own = PREFERENCE_FORMATS[t].Options.model_fields
+                problems += [f"{where}.{k}: preference type '{t}' does not read this key{did_you_mean(k, own)}"
+                             for k in extras if k not in own]
     return problems
 
 

@@ -457,6 +457,11 @@ def run_preprocess(cfg: Any, console: Any, *, debug: bool = False, debug_num_exa
 
     out = console if out is None else out
     tok = tokenizer_for(cfg.model, light=True)
+    if cfg.data.rl:  # preference pairs (data/preference.py)
+        from newtune.data.preference import run_preprocess_pairs
+
+        return run_preprocess_pairs(cfg, tok, console, debug=debug, debug_num_examples=debug_num_examples,
+                                    debug_text_only=debug_text_only, dump=dump)
     if not cfg.data.datasets:  # pretraining only: nothing to cache, show what the stream yields
         inspect.preview_stream(cfg.data, tok, out, debug_num_examples if debug else 1, debug_text_only, debug_pieces)
         return None

@@ -59,6 +59,8 @@ def describe_prompt_format(data: DataConfig, tokenizer: Any) -> dict:
     """How the first training dataset turns a user's prompt into model input (see module doc)."""
     if not data.datasets or data.datasets[0].type is None:
         return {"kind": "raw", "type": None}
+    if data.rl:
+        return describe_pair_format(data.datasets[0])
     from newtune.data.options import format_of, options_of
 
     ds = data.datasets[0]
@@ -73,6 +75,15 @@ def describe_prompt_format(data: DataConfig, tokenizer: Any) -> dict:
             dataset = ds.model_dump(mode="json", exclude_defaults=True)
             return {"kind": "instruct", "type": ds.type_name, "prompt_field": field, "dataset": dataset}
     return {"kind": "raw", "type": ds.type_name}
+
+
+def describe_pair_format(ds: DatasetConfig) -> dict:
+    """Preference types that build their prompt from the user's text ("pair" kind); others use it raw."""
+    from newtune.data.formats.preference import PREFERENCE_FORMATS
+
+    if PREFERENCE_FORMATS[ds.type_name].prompt is None:
+        return {"kind": "raw", "type": ds.type_name}
+    return {"kind": "pair", "type": ds.type_name, "dataset": ds.model_dump(mode="json", exclude_defaults=True)}
 
 
 def training_chat_template(data: DataConfig, ds: DatasetConfig, tokenizer: Any) -> tuple[str, list[str]]:

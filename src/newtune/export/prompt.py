@@ -38,6 +38,12 @@ def prompt_ids(fmt: dict, history: list[Turn], tokenizer: Any, data: DataConfig)
         return tokenizer(text, add_special_tokens=False)["input_ids"]
     if fmt["kind"] == "instruct":
         return instruct_ids(fmt, history, tokenizer, data)
+    if fmt["kind"] == "pair":  # preference training: the type's prompt for the last user turn, tokenized as TRL does
+        from newtune.data.formats.preference import PREFERENCE_FORMATS
+
+        user = next(t.content for t in reversed(history) if t.role == "user")
+        prompt = PREFERENCE_FORMATS[fmt["type"]].prompt(user)
+        return tokenizer(prompt)["input_ids"]
     prompt = "".join(t.content for t in history if t.role != "system")
     return tokenizer(prompt, add_special_tokens=True)["input_ids"]
 

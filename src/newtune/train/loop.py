@@ -112,6 +112,7 @@ class Run:
     packing: str = ""
     stopper: Stopper = field(default_factory=Stopper)
     stopped: str | None = None
+    pref: Any = None  # train/preference.PreferenceObjective for `rl:` runs
 
     def plan(self, epoch: int) -> list:
         t = self.cfg.train
@@ -120,6 +121,8 @@ class Run:
                             seed=(t.seed if t.data_seed is None else t.data_seed) + epoch)
 
     def collate(self, micro: Any) -> Any:
+        if self.pref is not None:
+            return self.pref.collate(self.data.train, micro)
         t = self.cfg.train
         return B.collate(self.data.train, micro, packed=t.sample_packing, pad_id=self.tokenizer.pad_token_id,
                          pad_to=self.cfg.data.sequence_len if t.pad_to_sequence_len else None, flatten=self.flat)
@@ -175,11 +178,13 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     from newtune.data.cache import cache_dir
     from newtune.data.inspect import packing_line
     from newtune.data.pipeline import prepare, prepare_pretraining
+    from newtune.data.preference import prepare_pairs
     from newtune.data.tokenizer import tokenizer_for
     from newtune.model.adapters import apply_adapter
     from newtune.model.kernels import enable_fast_paths, uses_flat_batches
     from newtune.model.load import load_model
     from newtune.train import distributed
+    from newtune.train import preference as P
     from newtune.train.optim import build_optimizer, build_scheduler
     from newtune.train.precision import apply_tf32, describe, resolve_precision
 
@@ -203,7 +208,9 @@ def setup(cfg: RunConfig, console: Any) -> Run:
 
     tokenizer = tokenizer_for(cfg.model)
     with distributed.data_first(acc, cache_dir(cfg.data)):  # rank 0 builds the cache; the others wait on its lock
-        if cfg.data.datasets:
+        if cfg.data.rl:  # preference pairs: prompt/chosen/rejected ids (data/preference.py)
+            data = prepare_pairs(cfg.data, tokenizer, seed=t.seed, console=console if acc.is_main_process else None)
+        elif cfg.data.datasets:
             data = prepare(cfg.data, tokenizer, seed=t.seed, console=console if acc.is_main_process else None,
                            tasks=cfg.adapter.adapter == "multitask_prompt_tuning")
         else:  # pretraining_dataset only: read the rows max_steps needs (config requires max_steps)
@@ -224,6 +231,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
         reentrant = bool(t.gradient_checkpointing_kwargs and t.gradient_checkpointing_kwargs.use_reentrant)
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": reentrant})
     added = bool(cfg.model.tokens or (cfg.model.special_tokens and cfg.model.special_tokens.additional_special_tokens))
+    ref_model = P.frozen_reference(cfg, model, acc.device) if cfg.data.rl else None  # the starting weights
     model = apply_adapter(model, cfg.adapter, tokenizer, added_tokens=added)
     if cfg.adapter.unfrozen_parameters:
         from newtune.model.freeze import freeze_except
@@ -245,9 +253,10 @@ def setup(cfg: RunConfig, console: Any) -> Run:
         if acc.is_main_process:
             console.print(f"resuming from {resume} (step {state.step}, epoch {state.epoch})")
     params = [p for p in model.parameters() if p.requires_grad]
+    pref = P.objective_for(cfg, tokenizer, ref_model) if cfg.data.rl else None
     return Run(cfg, console, acc, model, optimizer, scheduler, params, tokenizer, data, lengths, sched, state,
-               resume, device_type, flat=uses_flat_batches(model), neftune=neftune, precision=describe(prec),
-               packing=packing, stopper=Stopper.of(t))
+               resume, device_type, flat=uses_flat_batches(model) and pref is None, neftune=neftune,
+               precision=describe(prec), packing=packing, stopper=Stopper.of(t), pref=pref)
 
 
 def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> tuple[Path | None, Any]:
@@ -284,10 +293,13 @@ def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> t
             log_loss, log_steps, log_time, log_tokens = None, 0, now, state.real_tokens
             if not run.cfg.data.datasets:
                 del record["epoch"]  # a pretraining stream has no epochs: its rows are read once, as they come
+            if run.pref is not None:  # rewards/chosen, rewards/margins, ... over the pairs since the last log
+                record.update(run.pref.take_metrics(acc))
         final = state.step == sched.total_steps
         if sched.evaluates and ((sched.eval_every and state.step % sched.eval_every == 0) or final):
             eval_result = run_eval(run)
-            record.update(step=state.step, eval_loss=eval_result.loss, eval_perplexity=eval_result.perplexity)
+            record.update(step=state.step, eval_loss=eval_result.loss, **(
+                eval_result.metrics if run.pref else {"eval_perplexity": eval_result.perplexity}))
         if record:
             metrics.log(record)
             run.stopped = run.stopper.check(record)  # every rank sees the same (reduced) losses
@@ -328,7 +340,7 @@ def optimizer_step(run: Run, chunk: list) -> tuple[Any, Any, float, int, int]:
                 run.neftune.width = batch.width
             with nullcontext() if last else acc.no_sync(model):  # DDP all-reduces gradients on the last one only
                 with acc.autocast(), saved_on_cpu(t.activation_offloading, run.device_type):  # autocast: the model's forward only
-                    loss_sum, _ = lm_loss_sum(model, batch.to(acc.device))
+                    loss_sum, _ = (run.pref.loss_sum if run.pref else lm_loss_sum)(model, batch.to(acc.device))
                 acc.backward(loss_sum * (world / divisor))  # DDP averages over ranks; × world undoes that
             step_loss += loss_sum.detach() / divisor
         grad_norm = acc.clip_grad_norm_(run.params, t.max_grad_norm or float("inf"))
@@ -356,6 +368,9 @@ def save_checkpoint(run: Run) -> Path:
 def run_eval(run: Run) -> Any:
     from newtune.train.evaluate import evaluate_loss
 
+    if run.pref is not None:  # mean pair loss and the reward metrics (train/preference.py)
+        return run.pref.evaluate(run.model, run.data.eval, run.acc, run.cfg.train.eval_batch_size
+                                 or run.cfg.train.micro_batch_size)
     return evaluate_loss(run.model, run.data.eval, run.cfg, pad_id=run.tokenizer.pad_token_id, accelerator=run.acc)
 
 

@@ -192,8 +192,11 @@ class Metrics:
         elif "loss" in record:
             self.console.print(self.plain_line(record), highlight=False, soft_wrap=True)
         if "eval_loss" in record:
-            self.console.print(f"step {record['step']}: eval_loss {record['eval_loss']:.4f}, "
-                               f"perplexity {record['eval_perplexity']:.2f}")
+            extra = f", perplexity {record['eval_perplexity']:.2f}" if "eval_perplexity" in record else ""
+            if "eval_rewards/accuracies" in record:  # preference runs
+                extra += (f", rewards/margins {record['eval_rewards/margins']:.4f}, "
+                          f"rewards/accuracies {record['eval_rewards/accuracies']:.2f}")
+            self.console.print(f"step {record['step']}: eval_loss {record['eval_loss']:.4f}{extra}")
         self.last.update(record)
 
     def plain_line(self, record: dict) -> str:
@@ -319,7 +322,8 @@ def print_summary(console: Any, result: Any) -> None:
     if result.final_loss is not None:
         rows.append(("final loss", f"{result.final_loss:.4f}"))
     if result.eval_loss is not None:
-        rows.append(("eval loss", f"{result.eval_loss:.4f} (perplexity {result.eval_perplexity:.2f})"))
+        ppl = f" (perplexity {result.eval_perplexity:.2f})" if result.eval_perplexity is not None else ""
+        rows.append(("eval loss", f"{result.eval_loss:.4f}{ppl}"))
     rows.append(("output", str(result.output_dir)))
     if result.last_checkpoint:
         rows.append(("checkpoint", str(result.last_checkpoint)))
