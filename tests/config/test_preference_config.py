@@ -62,3 +62,8 @@ def test_combinations_not_supported_yet():
     assert "preference pairs are not packed" in problems(sample_packing=True)
     assert "from a saved adapter is not supported yet" in problems(adapter="lora", lora_target_linear=True,
                                                                    lora_model_dir="some/adapter")
+
+
+def test_axolotl_preference_types_not_built_yet_say_so():
+    assert "preference dataset type 'chat_template.default' is not supported by newtune yet" in problems(
+        datasets=[{"path": "x.jsonl", "type": "chat_template.default"}])

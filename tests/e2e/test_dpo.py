@@ -56,8 +56,15 @@ def test_lora_dpo_starts_at_log_2_and_raises_the_margin(tmp_path, tiny_model_dir
     evals = [r for r in records(tmp_path / "out") if "eval_loss" in r]
     assert evals and "eval_rewards/margins" in evals[-1]
     assert (tmp_path / "out" / "adapter_model.safetensors").exists() and result.steps == 12
+    from newtune.export.prompt import Turn, prompt_ids
+
     fmt = json.loads((tmp_path / "out" / "prompt_format.json").read_text())
     assert fmt["kind"] == "pair" and fmt["prompt_field"] == "question"
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "out")
+    ids = prompt_ids(fmt, [Turn("user", "Say hi")], tok, None)  # inference builds the training prompt
+    assert tok.decode(ids) == "<|im_start|>user\nSay hi<|im_end|>\n<|im_start|>assistant\n"
 
 
 def test_full_fine_tune_keeps_a_frozen_reference(tmp_path, tiny_model_dir):

@@ -44,8 +44,9 @@ def format_pair(row: dict, ds: DatasetConfig, where: str) -> Pair:
                         "fix the row, or choose the dataset type whose fields the rows have") from None
     except (TypeError, ValueError, IndexError, AttributeError) as e:
         raise DataError(f"{where} ({ds.type_name})", str(e), "check this row's fields against the dataset type") from None
-    for name in ("prompt", "chosen", "rejected"):
-        if not getattr(pair, name):
+    chosen, rejected = pair.answers or (pair.chosen, pair.rejected)
+    for name, value in (("prompt", pair.prompt), ("chosen", chosen), ("rejected", rejected)):
+        if not value.strip():
             raise DataError(f"{where} ({ds.type_name})", f"empty {name}",
                             "every pair needs a prompt, a chosen and a rejected answer; fix or remove the row")
     return pair

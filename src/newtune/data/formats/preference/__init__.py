@@ -13,3 +13,7 @@ PREFERENCE_FORMATS: dict[str, PairFormat] = {
     **chatml.TYPES,
     "passthrough": PairFormat(passthrough.to_pair, "rows that already hold prompt, chosen and rejected strings"),
 }
+
+# axolotl 0.21.0's other DPO types: refused as "not supported yet" (never read as a supervised type).
+PREFERENCE_LATER = ("chat_template", "chat_template.default", "chat_template.argilla_chat", "user_defined",
+                    "user_defined.default", "zephyr.nectar")

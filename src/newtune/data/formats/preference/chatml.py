@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from newtune.data.formats.preference.pair import Pair, PairFormat, answer, last_content, text
+from newtune.data.formats.preference.pair import Pair, PairFormat, last_content, text
 from newtune.data.types import Row
 
 
@@ -33,8 +33,8 @@ def prompt_text(m: Markers, row: Row, question: str, system: bool = True) -> str
     return head + m.user.format(question)
 
 
-def ends(m: Markers, chosen: str, rejected: str) -> tuple[str, str]:
-    return answer(chosen, "chosen") + m.end, answer(rejected, "rejected") + m.end
+def ends(m: Markers, chosen: str, rejected: str) -> tuple[str, str, tuple[str, str]]:
+    return chosen + m.end, rejected + m.end, (chosen, rejected)
 
 
 def default(m: Markers, row: Row) -> Pair:

@@ -13,6 +13,7 @@ class Pair:
     prompt: str
     chosen: str
     rejected: str
+    answers: tuple[str, str] | None = None  # chosen and rejected before end markers were added (empty checks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +44,3 @@ def last_content(row: Row, key: str, index: int) -> str:
         raise TypeError(f"field {key!r} must be a list of at least {index + 1} messages")
     return text(messages[index], "content")
 
-
-def answer(value: str, name: str) -> str:
-    """A chosen or rejected answer before its end marker is added: it must not be empty."""
-    if not value.strip():
-        raise ValueError(f"empty {name}")
-    return value
