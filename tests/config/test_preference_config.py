@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from newtune.load import load_config
 from newtune.errors import ConfigError
+from newtune.load import load_config
 
 BASE = {"rl": "dpo", "datasets": [{"path": "pairs.jsonl", "type": "chatml.intel"}]}
 

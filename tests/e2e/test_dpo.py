@@ -59,7 +59,7 @@ def test_lora_dpo_starts_at_log_2_and_raises_the_margin(tmp_path, tiny_model_dir
     from newtune.export.prompt import Turn, prompt_ids
 
     fmt = json.loads((tmp_path / "out" / "prompt_format.json").read_text())
-    assert fmt["kind"] == "pair" and fmt["prompt_field"] == "question"
+    assert fmt["kind"] == "pair" and fmt["type"] == "chatml.intel"
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tmp_path / "out")

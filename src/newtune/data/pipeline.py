@@ -202,7 +202,8 @@ def source_identities(data: DataConfig) -> list[str]:
     for ds in entries:
         files = local_files(ds)
         out += [cache.file_identity(f) for f in files] if files is not None else [f"hub:{ds.path}@{ds.revision}"]
-    for jinja in [data.chat_template_jinja, *(getattr(options_of(ds), "chat_template_jinja", None) for ds in entries)]:
+    own = (ds.options if data.rl else dict(options_of(ds)) for ds in entries)  # rl: preference types' keys
+    for jinja in [data.chat_template_jinja, *(o.get("chat_template_jinja") for o in own)]:
         if jinja and "{" not in jinja and Path(jinja).expanduser().is_file():  # a path, not inline Jinja
             out.append(cache.file_identity(Path(jinja).expanduser()))
     return out
