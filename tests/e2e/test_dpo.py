@@ -146,8 +146,9 @@ def test_preprocess_debug_shows_prompt_masked_and_each_answer_trained(tmp_path, 
     assert r.returncode == 0, r.stderr
     err = r.stderr
     assert "pair 0: prompt (masked) + chosen (trained)" in err and "pair 0: prompt (masked) + rejected" in err
-    prompt = ("<|im_start|>(-100, 1) user(-100, 4093) Ċ(-100, 198) Say(-100, 36218) Ġhi(-100, 15876) "
-              "<|im_end|>(-100, 2) Ċ(-100, 198) <|im_start|>(-100, 1) ass(-100, 520) istant(-100, 9531) Ċ(-100, 198) ")
+    prompt = ("<|im_start|>(-100, 1) user(-100, 4093) \\n(-100, 198) Say(-100, 36218) ␣hi(-100, 15876) "
+              "<|im_end|>(-100, 2) \\n(-100, 198) <|im_start|>(-100, 1) ass(-100, 520) istant(-100, 9531) "
+              "\\n(-100, 198) ")
     assert prompt + "hi(6004, 6004) <|im_end|>(2, 2)" in err
     assert prompt + "bye(25257, 25257) <|im_end|>(2, 2)" in err
     assert "3 pairs read, 2 kept, 1 dropped (longer than sequence_len 64)" in err
