@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from newtune.config.data import DataConfig, DatasetConfig
+from newtune.config.data import AFTER_CACHE, DataConfig, DatasetConfig
 from newtune.data import cache
 from newtune.data.filters import PartStats
 from newtune.data.formats.preference import PREFERENCE_FORMATS
@@ -178,7 +178,8 @@ def prepare_pair_rows(data: DataConfig, tok: Any, *, seed: int, console: Any = N
     start = time.perf_counter()
     check_types(data)
     root = cache.cache_dir(data)
-    key = cache.cache_key(data.model_dump_json(), fingerprint(tok), source_identities(data), extra="pairs")
+    key = cache.cache_key(data.model_dump_json(exclude=AFTER_CACHE), fingerprint(tok), source_identities(data),
+                          extra="pairs")
     with cache.locked(root, key):
         entry = cache.lookup(root, key)
         cached = entry is not None
