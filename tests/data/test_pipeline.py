@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -157,8 +158,10 @@ def test_dataset_processes_give_the_same_rows_and_errors(tmp_path, mistral_tok, 
     path = write_jsonl(tmp_path / "d.jsonl", rows)
     ds = [{"path": path, "type": "input_output"}]
     one = prepare(config(tmp_path, ds, shuffle_merged_datasets=False), mistral_tok, seed=0)
-    two = prepare(config(tmp_path, ds, shuffle_merged_datasets=False, dataset_num_proc=2), mistral_tok, seed=0)
-    assert one.summary.cache_path != two.summary.cache_path and not two.summary.cached
+    # the process count is not part of the cache key: a second cache root makes the 2-process run tokenize again
+    two = prepare(config(tmp_path, ds, shuffle_merged_datasets=False, dataset_num_proc=2,
+                         dataset_prepared_path=str(tmp_path / "prep2")), mistral_tok, seed=0)
+    assert Path(one.summary.cache_path).name == Path(two.summary.cache_path).name and not two.summary.cached
     assert rows_of(two.train) == rows_of(one.train) and len(two.train) == 50
     bad = write_jsonl(tmp_path / "b.jsonl", rows[:30] + [{"text": "x"}] + rows[:5])
     with pytest.raises(DataError, match=r"b.jsonl line 31 \(input_output\): missing field 'segments'"):
