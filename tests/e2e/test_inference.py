@@ -63,6 +63,9 @@ def test_inference_answers_with_the_adapter_in_the_training_format(trained):
         "prompt_field"] == "instruction"
     answer = expected_answer(trained, "Say gamma", base=False)
     assert res.stdout == answer + "\n"
+    # the slow steps say what they do and how long they took (stderr, plain lines outside a terminal)
+    assert "loading base model" in res.stderr and ": done in " in res.stderr, res.stderr
+    assert "first reply: time to its first text: " in res.stderr, res.stderr
     base = subprocess.run([NEWTUNE, "inference", str(trained), "--prompt", "Say gamma", "--max-new-tokens", "6", "--base"],
                           capture_output=True, text=True, timeout=300)
     assert base.returncode == 0 and base.stdout == expected_answer(trained, "Say gamma", base=True) + "\n"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from newtune.data.types import TokenizerInfo
+from newtune.feedback import step
 
 SPECIAL_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token")
 # tokenizer_config classes whose transformers loader is exactly tokenizer.json plus the special tokens
@@ -202,7 +203,8 @@ def _from_gguf(gguf: Path, light: bool) -> Any:
         return LightTokenizer.from_dir(saved)
     from transformers import AutoTokenizer  # reading a GGUF's tokenizer needs transformers, the first time
 
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    with step(f"reading the tokenizer of {gguf.name}" + (" (once)" if light else "")):
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     if light:
         _save_plain(tok, saved)
     return tok

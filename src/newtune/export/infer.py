@@ -12,6 +12,7 @@ from newtune.config.run import RunConfig
 from newtune.errors import ModelError
 from newtune.export.artifacts import describe_prompt_format, read_prompt_format
 from newtune.export.prompt import Turn, prompt_ids
+from newtune.feedback import Waiting
 
 log = logging.getLogger("newtune.export")
 EXIT_WORDS = ("/exit", "/quit")
@@ -26,19 +27,39 @@ def run_inference(cfg: RunConfig, console: Any, out: Any, *, prompt: str | None,
     stops = stop_token_ids(model, tokenizer, (cfg.data.eot_tokens or []) + fmt.get("stop", []))
     task = resolve_task_id(cfg, task_id)
 
-    def answer(history: list[Turn]) -> str:
+    replies_so_far = [0]
+
+    def answer(history: list[Turn], prefix: str = "") -> str:
+        """Stream the reply after `prefix`; the first one shows a spinner until its first text (the model's
+        first forward pass is the slow one) and then says how long that took."""
         ids = prompt_ids(fmt, history, tokenizer, cfg.data)
-        return generate(model, tokenizer, ids, max_new_tokens=max_new_tokens, temperature=temperature,
-                        stop_ids=stops, task_id=task, on_text=lambda t: out.print(t, end="", markup=False, highlight=False, emoji=False,
-                                                          soft_wrap=True))
+        wait = Waiting("first reply: time to its first text") if not replies_so_far[0] else None
+        started = [False]
+
+        def on_text(t: str) -> None:
+            if not started[0]:
+                started[0] = True
+                if wait is not None:
+                    wait.stop()
+                if prefix:
+                    out.print(prefix, end="")
+            out.print(t, end="", markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+        reply = generate(model, tokenizer, ids, max_new_tokens=max_new_tokens, temperature=temperature,
+                         stop_ids=stops, task_id=task, on_text=on_text)
+        if not started[0]:  # an empty reply: still end the spinner and show the prefix
+            on_text("")
+        out.print()
+        if wait is not None:
+            wait.report()
+        replies_so_far[0] += 1
+        return reply
 
     if not chat:
         text = prompt if prompt is not None else sys.stdin.read().strip()
         if not text:
             raise ModelError("--prompt", "no prompt given", "pass --prompt TEXT, pipe text on stdin, or use --chat")
-        reply = answer([Turn("user", text)])
-        out.print()
-        return [reply]
+        return [answer([Turn("user", text)])]
     console.print(f"[dim]chat with the {'base' if base else 'fine-tuned'} model; an empty line or /exit ends it[/dim]")
     history: list[Turn] = []
     replies: list[str] = []
@@ -52,9 +73,7 @@ def run_inference(cfg: RunConfig, console: Any, out: Any, *, prompt: str | None,
         if not text.strip() or text.strip() in EXIT_WORDS:
             break
         history.append(Turn("user", text))
-        out.print("[bold green]model>[/bold green] ", end="")
-        reply = answer(history)
-        out.print()
+        reply = answer(history, prefix="[bold green]model>[/bold green] ")
         history.append(Turn("assistant", reply))
         replies.append(reply)
         text = None

@@ -17,6 +17,7 @@ from typing import Any
 from newtune import embedded
 from newtune.config.model import ModelConfig
 from newtune.errors import ModelError
+from newtune.feedback import step
 
 log = logging.getLogger("newtune.model")
 
@@ -33,11 +34,11 @@ def ensure_embedded_converted() -> Path:
         if (target / "config.json").exists():  # another process finished while we waited
             return target
         gguf = embedded.gguf_path()
-        log.info("converting the embedded model %s to %s (once)", gguf.name, target)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
         tmp.chmod(0o755)
         try:
-            convert_gguf(gguf, tmp)
+            with step(f"converting the embedded model {gguf.name} to {target} (once)"):
+                convert_gguf(gguf, tmp)
             if target.exists():  # a half-written leftover from an old layout; the lock makes this safe
                 shutil.rmtree(target)
             os.replace(tmp, target)
@@ -140,13 +141,13 @@ def load_model(model_cfg: ModelConfig, tokenizer: Any, *, dtype: Any, device: An
     if model_cfg.base_model_config or model_cfg.model_config_overrides:
         kwargs["config"] = model_config(model_cfg, model_dir, gguf)
     where = f"{gguf}" if gguf else f"{embedded.EMBEDDED_NAME} ({model_dir})" if embedded.is_embedded(src) else str(model_dir)
-    log.info("loading base model %s", where)
     try:
-        if gguf is not None:
-            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
-            model.hf_quantizer = None
-        else:
-            model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+        with step(f"loading base model {where}"):
+            if gguf is not None:
+                model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
+                model.hf_quantizer = None
+            else:
+                model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
     except (OSError, ValueError) as e:
         raise ModelError("base_model", f"cannot load a causal LM from {where}: {str(e).splitlines()[0]}") from None
     grow_embeddings(model, tokenizer, multiple_of=32 if model_cfg.resize_token_embeddings_to_32x else 1)
