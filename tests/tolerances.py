@@ -40,15 +40,16 @@ def backward_terms(config, tokens: int) -> int:
     return 2 * decoder_terms(config, tokens) + tokens
 
 
-def rel_tol(terms: int) -> float:
-    """Relative tolerance of a result whose computation sums `terms` float32 terms in another order."""
-    return terms * EPS
+def rel_tol(terms: int, dtype: torch.dtype = torch.float32) -> float:
+    """Relative tolerance of a result whose computation sums `terms` terms of `dtype` in another order."""
+    return terms * torch.finfo(dtype).eps
 
 
 def assert_close_sums(got: torch.Tensor, want: torch.Tensor, terms: int, msg: str | None = None) -> None:
-    """got and want agree to within `terms`·eps of want's scale (its largest entry): see the module docstring."""
+    """got and want agree to within `terms`·eps (of their dtype) of want's scale (its largest entry): see the
+    module docstring."""
     scale = want.detach().abs().max().item()
-    torch.testing.assert_close(got, want, rtol=0.0, atol=rel_tol(terms) * scale, msg=msg)
+    torch.testing.assert_close(got, want, rtol=0.0, atol=rel_tol(terms, want.dtype) * scale, msg=msg)
 
 
 def training_rel_tol(config, tokens: int, steps: int) -> float:

@@ -75,7 +75,7 @@ def completion_logps(model: torch.nn.Module, batch: PairBatch, chunk_tokens: int
     where = (shift_mask.nonzero() * torch.tensor([width, 1], device=shift_mask.device)).sum(1)  # b*T + t
     targets = batch.input_ids.reshape(-1)[where + 1]
     if not fast_path_applies(model):
-        logits = model(**batch.model_inputs()).logits.float()
+        logits = at_least_fp32(model(**batch.model_inputs()).logits)
         flat = logits.reshape(-1, logits.shape[-1]).index_select(0, where)
         token = -F.cross_entropy(flat, targets, reduction="none")
         return token.new_zeros(n_rows).index_add(0, where // width, token)
@@ -101,12 +101,17 @@ def completion_logps(model: torch.nn.Module, batch: PairBatch, chunk_tokens: int
             parts.append(checkpoint(_token_logps, head, h, t, softcap, use_reentrant=False))
         else:
             parts.append(_token_logps(head, h, t, softcap))
-    token = torch.cat(parts) if parts else flat.new_zeros(0, dtype=torch.float32)
+    token = torch.cat(parts) if parts else flat.new_zeros(0, dtype=torch.promote_types(flat.dtype, torch.float32))
     return token.new_zeros(n_rows).index_add(0, where // width, token)
 
 
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits in float32 for the log-softmax; float32 and float64 stay as they are."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def _token_logps(head: torch.nn.Module, h: torch.Tensor, targets: torch.Tensor, softcap: float | None) -> torch.Tensor:
-    logits = head(h).float()
+    logits = at_least_fp32(head(h))
     if softcap:
         logits = softcap * torch.tanh(logits / softcap)
     return -F.cross_entropy(logits, targets, reduction="none")
