@@ -17,12 +17,17 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from tolerances import EPS, assert_close_sums, backward_terms, decoder_terms, rel_tol
 from newtune.config.preference import PAIR_LOSSES
 from newtune.data.formats.preference.pair import Pair
 from newtune.data.preference import tokenize_pairs
-from newtune.train.preference import (PreferenceObjective, collate_pairs, completion_logps, pair_losses,
-                                      reference_logps)
+from newtune.train.preference import (
+    PreferenceObjective,
+    collate_pairs,
+    completion_logps,
+    pair_losses,
+    reference_logps,
+)
+from tolerances import EPS, backward_terms, decoder_terms, rel_tol
 
 PAIRS = [
     Pair("<|im_start|>user\nSay alpha<|im_end|>\n<|im_start|>assistant\n", "alpha alpha<|im_end|>", "no<|im_end|>"),

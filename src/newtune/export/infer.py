@@ -27,33 +27,8 @@ def run_inference(cfg: RunConfig, console: Any, out: Any, *, prompt: str | None,
     stops = stop_token_ids(model, tokenizer, (cfg.data.eot_tokens or []) + fmt.get("stop", []))
     task = resolve_task_id(cfg, task_id)
 
-    replies_so_far = [0]
-
-    def answer(history: list[Turn], prefix: str = "") -> str:
-        """Stream the reply after `prefix`; the first one shows a spinner until its first text (the model's
-        first forward pass is the slow one) and then says how long that took."""
-        ids = prompt_ids(fmt, history, tokenizer, cfg.data)
-        wait = Waiting("first reply: time to its first text") if not replies_so_far[0] else None
-        started = [False]
-
-        def on_text(t: str) -> None:
-            if not started[0]:
-                started[0] = True
-                if wait is not None:
-                    wait.stop()
-                if prefix:
-                    out.print(prefix, end="")
-            out.print(t, end="", markup=False, highlight=False, emoji=False, soft_wrap=True)
-
-        reply = generate(model, tokenizer, ids, max_new_tokens=max_new_tokens, temperature=temperature,
-                         stop_ids=stops, task_id=task, on_text=on_text)
-        if not started[0]:  # an empty reply: still end the spinner and show the prefix
-            on_text("")
-        out.print()
-        if wait is not None:
-            wait.report()
-        replies_so_far[0] += 1
-        return reply
+    answer = Replier(model, tokenizer, fmt, cfg, out, stops=stops, task_id=task, max_new_tokens=max_new_tokens,
+                     temperature=temperature)
 
     if not chat:
         text = prompt if prompt is not None else sys.stdin.read().strip()
@@ -78,6 +53,41 @@ def run_inference(cfg: RunConfig, console: Any, out: Any, *, prompt: str | None,
         replies.append(reply)
         text = None
     return replies
+
+
+class Replier:
+    """Streams each reply to `out`; the first one shows a spinner until its first text (the model's first
+    forward pass is the slow one) and then says how long that took."""
+
+    def __init__(self, model: Any, tokenizer: Any, fmt: dict, cfg: RunConfig, out: Any, **options: Any) -> None:
+        self.model, self.tokenizer, self.fmt, self.cfg, self.out, self.options = model, tokenizer, fmt, cfg, out, options
+        self.replies = 0
+
+    def __call__(self, history: list[Turn], prefix: str = "") -> str:
+        ids = prompt_ids(self.fmt, history, self.tokenizer, self.cfg.data)
+        wait = Waiting("first reply: time to its first text") if not self.replies else None
+        started = False
+
+        def on_text(t: str) -> None:
+            nonlocal started
+            if not started:
+                started = True
+                if wait is not None:
+                    wait.stop()
+                if prefix:
+                    self.out.print(prefix, end="")
+            self.out.print(t, end="", markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+        o = self.options
+        reply = generate(self.model, self.tokenizer, ids, max_new_tokens=o["max_new_tokens"],
+                         temperature=o["temperature"], stop_ids=o["stops"], task_id=o["task_id"], on_text=on_text)
+        if not started:  # an empty reply: still end the spinner and show the prefix
+            on_text("")
+        self.out.print()
+        if wait is not None:
+            wait.report()
+        self.replies += 1
+        return reply
 
 
 def resolve_task_id(cfg: RunConfig, task_id: int | None) -> int:
