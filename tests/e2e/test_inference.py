@@ -119,3 +119,14 @@ def test_quickstart_base_model_answers_in_its_chat_format(tmp_path):
                          cwd=root, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout == "The capital of France is Paris.\n"
+
+
+def test_chat_streams_each_reply_after_its_prompt_and_times_only_the_first(trained):
+    res = subprocess.run([NEWTUNE, "inference", str(trained), "--chat", "--max-new-tokens", "6"],
+                         input="Say gamma\nSay gamma\n\n", capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    answer = expected_answer(trained, "Say gamma", base=False)
+    replies = [line for line in res.stdout.splitlines() if line.startswith("model> ")]
+    assert replies[0] == f"model> {answer}", res.stdout
+    assert len(replies) == 2  # the second turn answers with the first one in its history
+    assert res.stderr.count("first reply: time to its first text: ") == 1, res.stderr
