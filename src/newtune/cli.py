@@ -89,7 +89,11 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def extra_overrides(args: list[str]) -> list[str]:
-    """`--learning_rate 1e-4 --datasets[0].path=x` → ['learning_rate=1e-4', 'datasets[0].path=x']."""
+    """`--learning_rate 1e-4 --datasets[0].path=x --sample_packing` → ['learning_rate=1e-4',
+    'datasets[0].path=x', 'sample_packing=true']. A bare `--key` means true only for a true/false key:
+    a forgotten value is an error, never a silent `true` (which a number key would read as 1)."""
+    from newtune.config.load import takes_bool
+
     items, i = [], 0
     while i < len(args):
         arg = args[i]
@@ -102,9 +106,12 @@ def extra_overrides(args: list[str]) -> list[str]:
         elif i + 1 < len(args) and not args[i + 1].startswith("--"):
             items.append(f"{key}={args[i + 1]}")
             i += 2
-        else:
+        elif takes_bool(key):
             items.append(f"{key}=true")
             i += 1
+        else:
+            raise NewtuneError("command line", f"{arg} has no value",
+                               f"give one: {arg} VALUE or {arg}=VALUE (only true/false keys may stand alone)")
     return items
 
 
@@ -157,8 +164,10 @@ def migrate(
 
     try:
         text = config.read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError):
-        raise ConfigError(str(config), ["file not found"]) from None
+    except FileNotFoundError:
+        raise ConfigError(str(config), [f"file not found (relative paths start at the working directory, {Path.cwd()})"]) from None
+    except IsADirectoryError:
+        raise ConfigError(str(config), ["is a directory; CONFIG is the YAML file (e.g. config.yml)"]) from None
     except UnicodeDecodeError as e:
         raise ConfigError(str(config), [f"not UTF-8 text ({e.reason} at byte {e.start})"]) from None
     new, changes = migrate_text(text, str(config))
@@ -303,10 +312,9 @@ def run() -> None:
         sys.exit(130)
     except (typer.Exit, SystemExit) as e:
         sys.exit(getattr(e, "exit_code", None) or getattr(e, "code", 0) or 0)
-    except Exception as e:  # click's usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+    except typer.TyperException as e:  # click's usage errors (typer bundles its own click): usage, exit 2
+        show = getattr(e, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(e.exit_code)

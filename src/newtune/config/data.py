@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from newtune.config.base import Section
+from newtune.config.base import NonEmptyStr, Section
 
 # `chat_template:` choices that are not a named template.
 CHAT_TEMPLATE_CHOICES = ("tokenizer_default", "jinja")
@@ -82,7 +82,7 @@ class DatasetConfig(Section):
 
     model_config = ConfigDict(extra="allow", frozen=True, validate_default=True)
 
-    path: str = Field(..., description="Local file or directory, or a hub dataset id.")
+    path: NonEmptyStr = Field(..., description="Local file or directory, or a hub dataset id.")
     type: str | UserDefinedType | None = Field(
         None, description="Dataset format: alpaca, chat_template, input_output, ... or a user-defined mapping."
     )
@@ -149,7 +149,7 @@ class DataConfig(Section):
     test_datasets: list[DatasetConfig] | None = Field(None, description="Evaluation datasets.")
     pretraining_dataset: list[PretrainingDataset] | None = Field(None, description="Streamed pretraining text.")
     sequence_len: int = Field(2048, ge=8, description="Maximum tokens per training row.")
-    dataset_prepared_path: str | None = Field(
+    dataset_prepared_path: NonEmptyStr | None = Field(
         None, description="Where tokenized datasets are cached (default ~/.cache/newtune/prepared)."
     )
     val_set_size: float = Field(0.0, ge=0, description="Eval split: a fraction (<1) or a row count (>=1).")
@@ -173,6 +173,13 @@ class DataConfig(Section):
 
     _check_template = field_validator("chat_template")(classmethod(lambda cls, v: check_chat_template_name(v)))
     _check_rl = field_validator("rl")(classmethod(lambda cls, v: check_rl(v)))
+
+    @field_validator("val_set_size")
+    @classmethod
+    def _fraction_or_count(cls, v: float) -> float:
+        if v >= 1 and v != int(v):
+            raise ValueError(f"{v} is neither a fraction below 1 (0.05: 5% of the rows) nor a whole row count (100)")
+        return v
 
     @field_validator("datasets", "test_datasets", "pretraining_dataset", mode="before")
     @classmethod

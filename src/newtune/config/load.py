@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from newtune.config import unsupported
+from newtune.config.base import bool_admitted
 from newtune.config.migrate import migrated
 from newtune.config.run import SECTIONS, RunConfig, cross_checks
 from newtune.errors import ConfigError
@@ -66,19 +67,56 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, raw
     return cfg
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load that notes a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[int, str]] = []  # (line, problem)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            line = key_node.start_mark.line + 1
+            if key_node.value in first:
+                self.duplicates.append((line, f"line {line}: {key_node.value} is given twice (lines "
+                                              f"{first[key_node.value]} and {line}); YAML would keep only the last: delete one"))
+            else:
+                first[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str) -> tuple[Any, list[str]]:
+    """Safe YAML → (data, the duplicate-key problems in file order)."""
+    loader = UniqueKeyLoader(text)
+    try:
+        data = loader.get_single_data()
+        return data, [problem for _, problem in sorted(loader.duplicates)]  # in file order
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(str(path), ["file not found"]) from None
+        raise ConfigError(str(path), [f"file not found (relative paths start at the working directory, {Path.cwd()})"]) from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), ["is a directory; CONFIG is the YAML file (e.g. config.yml)"]) from None
+    except PermissionError:
+        raise ConfigError(str(path), ["cannot be read (permission denied)"]) from None
     except UnicodeDecodeError as e:
         raise ConfigError(str(path), [f"not UTF-8 text ({e.reason} at byte {e.start})"]) from None
     try:
-        data = yaml.safe_load(text)
+        data, duplicates = parse_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError(str(path), [f"{where}invalid YAML: {getattr(e, 'problem', e)}"]) from None
+    if duplicates:
+        raise ConfigError(str(path), duplicates)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -91,7 +129,11 @@ def apply_override(data: dict, item: str) -> list[str]:
     if "=" not in item:
         return [f"override '{item}': expected key=value"]
     key, _, text = item.partition("=")
-    value = yaml.safe_load(text) if text.strip() else None
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as e:
+        return [f"override '{item}': the value {text!r} is not valid YAML ({getattr(e, 'problem', e)}); "
+                f"quote it to pass it as text, e.g. {key}='\"{text}\"'"]
     parts = key.replace("[", ".").replace("]", "").strip(".").split(".")
     node: Any = data
     for i, part in enumerate(parts):
@@ -109,6 +151,15 @@ def apply_override(data: dict, item: str) -> list[str]:
                 node[part] = {}
             node = node[part]
     return []
+
+
+def takes_bool(key: str) -> bool:
+    """Whether a top-level key takes true/false (so a bare `--key` on the command line means true)."""
+    section = KEY_TO_SECTION.get(key)
+    if section is None:
+        return False
+    fields = {f.alias or name: f for name, f in SECTIONS[section].model_fields.items()}
+    return bool_admitted(fields[key].annotation)
 
 
 def route(data: dict) -> tuple[dict[str, dict], list[str]]:

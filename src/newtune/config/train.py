@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from newtune.config.base import Section
+from newtune.config.base import NonEmptyStr, Section
 
 OPTIMIZERS = (
     "adamw_torch", "adamw_torch_fused", "adamw_hf", "sgd", "adafactor",
@@ -16,6 +16,7 @@ OPTIMIZERS = (
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr")
 
 Precision = bool | Literal["auto"] | None
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds are unsigned 32-bit
 
 # axolotl plugins whose feature newtune has built in, so a config naming them means what it says.
 BUILT_IN_PLUGINS = {
@@ -31,9 +32,9 @@ class CheckpointingKwargs(Section):
 
 
 class TrainConfig(Section):
-    output_dir: str = Field("./outputs/newtune", description="Where the adapter/model, metrics and plots go.")
-    seed: int = Field(42, description="Seed for data order, splits, init and dropout.")
-    data_seed: int | None = Field(None, description="Seed of the batch order (default: seed), as transformers' data_seed.")
+    output_dir: NonEmptyStr = Field("./outputs/newtune", description="Where the adapter/model, metrics and plots go.")
+    seed: int = Field(42, ge=0, le=SEED_MAX, description="Seed for data order, splits, init and dropout.")
+    data_seed: int | None = Field(None, ge=0, le=SEED_MAX, description="Seed of the batch order (default: seed), as transformers' data_seed.")
     micro_batch_size: int = Field(1, ge=1, description="Rows per forward pass.")
     eval_batch_size: int | None = Field(None, ge=1, description="Rows per eval forward pass (default micro_batch_size).")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
