@@ -5,14 +5,13 @@ unset (marked `# derived: ...`), and the dataset files that do not exist yet. To
 from __future__ import annotations
 
 import json
-import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from newtune import embedded
+from newtune import embedded, env
 from newtune.config.run import RunConfig
 
 # Linear layers lora_target_linear adapts, by the base model's config.json model_type, for the models whose
@@ -98,7 +97,7 @@ def resolve_bf16_auto() -> tuple[bool, str] | None:
 
     if Path("/proc/driver/nvidia/gpus").is_dir() and any(Path("/proc/driver/nvidia/gpus").iterdir()):
         return None
-    forced = os.environ.get("NEWTUNE_CPU_BF16")
+    forced = env.value("NEWTUNE_CPU_BF16")
     if forced in ("0", "1"):
         return forced == "1", f"auto, NEWTUNE_CPU_BF16={forced} in the environment"
     if not cpu_has_bf16():

@@ -45,7 +45,10 @@ def main(
                                           "(also after the command: newtune train CONFIG --verbose).")] = False,
 ) -> None:
     """Fine-tune large language models from one axolotl-compatible YAML file."""
-    setup_logging(verbose or os.environ.get(VERBOSE_ENV) == "1")
+    from newtune.env import check_environment, value
+
+    check_environment()  # a NEWTUNE_* variable with a value newtune does not know: exit 2 before any work
+    setup_logging(verbose or value(VERBOSE_ENV) == "1")
 
 
 VERBOSE_ENV = "NEWTUNE_VERBOSE"

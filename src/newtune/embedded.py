@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from newtune import env
 from newtune.errors import ModelError
 
 EMBEDDED_NAME = "embedded:smollm2-135m-instruct"
@@ -19,8 +20,8 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 def cache_root() -> Path:
     """newtune's cache: $NEWTUNE_CACHE, else $XDG_CACHE_HOME/newtune, else ~/.cache/newtune."""
-    if os.environ.get("NEWTUNE_CACHE"):
-        return Path(os.environ["NEWTUNE_CACHE"])
+    if env.value("NEWTUNE_CACHE"):
+        return Path(env.value("NEWTUNE_CACHE")).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "newtune"
 

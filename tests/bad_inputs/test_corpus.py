@@ -84,8 +84,8 @@ def test_bad_input(cls, case, tmp_path, corpus_cache, request):
         module, func = case["setup"].split(":")
         getattr(importlib.import_module(module), func)(tmp_path, fixtures)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWTUNE_")}
-    env.update(NEWTUNE_CACHE=str(corpus_cache), NEWTUNE_CPU_BF16="0", COLUMNS="200",
-               **{k: fill(str(v)) for k, v in case.get("env", {}).items()})
+    env.update(NEWTUNE_CACHE=str(corpus_cache), NEWTUNE_CPU_BF16="0", COLUMNS="200")
+    env.update({k: fill(str(v)) for k, v in case.get("env", {}).items()})  # a case's own value wins
     before, cache_before = snapshot(tmp_path), snapshot(corpus_cache / "prepared")
     res = subprocess.run([NEWTUNE, *map(fill, case["argv"])], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=300, stdin=subprocess.DEVNULL)

@@ -12,6 +12,7 @@ import os
 import sys
 import uuid
 
+from newtune import env
 from newtune.errors import NewtuneError
 
 
@@ -44,8 +45,8 @@ def launch(nproc: int, argv: list[str], *, nnodes: int = 1, rdzv_endpoint: str |
     # torch's launcher logs INFO lines and, on a failed rendezvous, C++ stack traces: newtune says it in one message
     logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
     endpoint = rdzv_endpoint or "localhost:0"  # one node: a free local port, as `torchrun --standalone`
-    config = LaunchConfig(min_nodes=nnodes, max_nodes=nnodes, nproc_per_node=nproc, run_id=os.environ.get(
-        "NEWTUNE_RUN_ID", str(uuid.uuid4()) if nnodes == 1 else "newtune"), rdzv_backend="c10d",
+    config = LaunchConfig(min_nodes=nnodes, max_nodes=nnodes, nproc_per_node=nproc, run_id=env.value(
+        "NEWTUNE_RUN_ID") or (str(uuid.uuid4()) if nnodes == 1 else "newtune"), rdzv_backend="c10d",
         rdzv_endpoint=endpoint, rdzv_configs={"join_timeout": rdzv_timeout,
                                                                   "read_timeout": rdzv_timeout}, max_restarts=0, monitor_interval=0.5)
     try:

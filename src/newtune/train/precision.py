@@ -11,10 +11,10 @@ bf16 on CPU when asked.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from newtune import env
 from newtune.config.train import TrainConfig
 from newtune.errors import NewtuneError
 
@@ -100,7 +100,7 @@ def cpu_bf16_verdict(cpuinfo: str | None = None) -> tuple[bool, str]:
     The verdict is measured once per machine (CPU model, torch version) and kept in the newtune cache, so
     every process of a run, and a resumed run, decide the same. NEWTUNE_CPU_BF16=0/1 overrides it.
     """
-    forced = os.environ.get("NEWTUNE_CPU_BF16")
+    forced = env.value("NEWTUNE_CPU_BF16")
     if forced in ("0", "1"):
         return forced == "1", f"NEWTUNE_CPU_BF16={forced} in the environment"
     if not cpu_has_bf16(cpuinfo):
