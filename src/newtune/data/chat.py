@@ -25,7 +25,7 @@ from typing import Any
 
 from newtune.config.data import NAMED_TEMPLATES
 from newtune.data import train_on as train_rules
-from newtune.data.jinja import compile_template
+from newtune.data.jinja import compile_template, template_text
 from newtune.data.options import options_of
 from newtune.data.types import Conversation, Message, Segment
 from newtune.errors import DataError, ModelError
@@ -41,24 +41,13 @@ def named_template(name: str) -> str:
     return (TEMPLATES_DIR / f"{name}.jinja").read_text(encoding="utf-8")
 
 
-def _jinja_text(value: str | None, field: str) -> str:
-    if not value:
-        raise DataError(field, "chat_template: jinja needs chat_template_jinja (inline Jinja or a .jinja file path)")
-    if "{" not in value and len(value) < 4096:
-        path = Path(value).expanduser()
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
-        raise DataError(field, f"{value!r} is neither a Jinja template nor an existing file")
-    return value
-
-
 def _resolve_choice(choice: str | None, jinja: str | None, where: str, tokenizer: Any, top: str | None) -> str:
     """Template text for one `chat_template:` choice; `top` is the run-wide template (what the tokenizer's
     template becomes in axolotl when the top level sets one)."""
     if choice is None:
         choice = "jinja" if jinja else "tokenizer_default"
     if choice == "jinja":
-        return _jinja_text(jinja, f"{where}chat_template_jinja")
+        return template_text(jinja, f"{where}chat_template_jinja")
     if choice in NAMED_TEMPLATES:
         return named_template(choice)
     own = top if top is not None else getattr(tokenizer, "chat_template", None)

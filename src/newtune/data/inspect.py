@@ -92,6 +92,33 @@ def _span(text: str, masked: bool, escape: Any, brackets: bool) -> str:
     return f"[dim]{escape(text)}[/dim]" if masked else f"[bold]{escape(text)}[/bold]"
 
 
+def check_dump(path: Path, data: Any, protected: Iterable[Path] = ()) -> None:
+    """Refuse a --dump path before any work: a directory, a path through a file, or a file newtune reads
+    (a dataset file of the config, or `protected`, e.g. the config file itself), which the dump would replace."""
+    from newtune.data.sources import local_files
+    from newtune.errors import NewtuneError
+    from newtune.paths import blocking_file
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise NewtuneError(f"--dump {path}", "is a directory; --dump takes a file name", "e.g. --dump rows.jsonl")
+    blocker = blocking_file(path.parent)
+    if blocker is not None:
+        raise NewtuneError(f"--dump {path}", f"passes through {blocker}, which is a file", "choose another path")
+    if not path.exists():
+        return
+    read = [*protected]
+    for ds in [*data.datasets, *(data.test_datasets or [])]:
+        try:
+            read += local_files(ds) or []
+        except NewtuneError:
+            continue  # the dataset's own problem is reported when it is read
+    for other in read:
+        if Path(other).exists() and path.samefile(other):
+            raise NewtuneError(f"--dump {path}", f"is {other}, a file this run reads; the dump would replace it",
+                               "write the dump to a new file, e.g. --dump dump.jsonl")
+
+
 def write_dump(rows: Iterable[Encoded], path: Path) -> int:
     """Every row as one JSON line (input_ids, labels, attention_mask), byte-identical to bench/axolotl_dump.py's.
 

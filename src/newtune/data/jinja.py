@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import jinja2
 import jinja2.ext
 import jinja2.nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from newtune.errors import DataError
 
 
 class GenerationBlock(jinja2.ext.Extension):
@@ -90,3 +93,44 @@ def compile_template(source: str) -> jinja2.Template:
     env.globals["dict"] = TemplateDict()
     env.globals["namespace"] = TemplateNamespace
     return env.from_string(source)
+
+
+def is_template_path(value: str) -> bool:
+    """`chat_template_jinja` holds a path, not inline Jinja: no `{` and short (as axolotl tells them apart)."""
+    return "{" not in value and len(value) < 4096
+
+
+def template_text(value: str | None, field: str) -> str:
+    """The Jinja source `chat_template_jinja` gives: inline text, or the text of the file it names."""
+    if not value:
+        raise DataError(field, "chat_template: jinja needs chat_template_jinja (inline Jinja or a .jinja file path)")
+    if not is_template_path(value):
+        return value
+    path = Path(value).expanduser()
+    if path.is_file():
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{field} ({value})", f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    raise DataError(field, f"{value!r} is neither a Jinja template nor an existing file "
+                    f"(relative paths start at the working directory, {Path.cwd()})")
+
+
+def template_problems(choice: Any, jinja: Any, where: str) -> list[str]:
+    """At check: `chat_template: jinja` without a template, a template file that is missing, a template that
+    does not compile (with its line). `where` prefixes the keys (`datasets[0].`)."""
+    if not isinstance(jinja, str | None) or not isinstance(choice, str | None):
+        return []  # a wrong type: the config layer reports it
+    if jinja is None and choice != "jinja":
+        return []
+    field = f"{where}chat_template_jinja"
+    try:
+        source = template_text(jinja, field)
+    except DataError as e:
+        return [e.render()]
+    try:
+        compile_template(source)
+    except jinja2.TemplateSyntaxError as e:
+        shown = f"{jinja} line {e.lineno}" if is_template_path(jinja) else f"line {e.lineno} of the template"
+        return [f"{field}: {shown}: Jinja syntax error: {e.message}; fix the template"]
+    return []

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from newtune.config.data import DatasetConfig
 from newtune.config.load import did_you_mean, render_error
 from newtune.data.formats import FORMATS, PRETOKENIZED
+from newtune.data.jinja import template_problems
 from newtune.data.styles import STYLES
 from newtune.data.types import Format, FormatOptions
 from newtune.errors import ConfigError
@@ -105,10 +106,11 @@ def build_options(type_value: Any, extras: Mapping[str, Any], where: str,
 
 
 def check_datasets(data_section: Mapping[str, Any]) -> list[str]:
-    """Every problem of the `datasets:` and `test_datasets:` entries' types and format options."""
+    """Every problem of the `datasets:` and `test_datasets:` entries' types and format options, and of
+    the chat templates the config writes (chat_template: jinja, chat_template_jinja)."""
+    problems = template_problems(data_section.get("chat_template"), data_section.get("chat_template_jinja"), "")
     if data_section.get("rl"):
-        return check_pair_datasets(data_section)
-    problems: list[str] = []
+        return problems + check_pair_datasets(data_section)
     for list_key in ("datasets", "test_datasets"):
         entries = data_section.get(list_key)
         if isinstance(entries, Mapping):
@@ -119,6 +121,8 @@ def check_datasets(data_section: Mapping[str, Any]) -> list[str]:
             extras = {k: v for k, v in entry.items() if k not in COMMON_KEYS}
             t = entry.get("type")
             problems += build_options(t, extras, f"{list_key}[{i}]", merge_type=not isinstance(t, Mapping))[1]
+            problems += template_problems(extras.get("chat_template"), extras.get("chat_template_jinja"),
+                                          f"{list_key}[{i}].")
     return problems
 
 

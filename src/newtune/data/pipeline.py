@@ -449,14 +449,17 @@ def shuffle_split(rows: Rows, data: DataConfig, seed: int) -> tuple[Rows, Rows |
 
 def run_preprocess(cfg: Any, console: Any, *, debug: bool = False, debug_num_examples: int = 3,
                    debug_text_only: bool = False, debug_pieces: bool = False, dump: Path | None = None,
-                   out: Any = None) -> PreparedRows | None:
+                   out: Any = None, protected: tuple[Path, ...] = ()) -> PreparedRows | None:
     """`newtune preprocess`: tokenize and cache, optionally show or dump rows, print the summary.
+    `protected`: files --dump must not replace besides the dataset files (the config file).
 
     `out` (the CLI's stdout) gets what a user keeps: the --debug rows and the summary; `console` the rest."""
     from newtune.data import inspect
     from newtune.data.tokenizer import tokenizer_for
 
     out = console if out is None else out
+    if dump is not None:
+        inspect.check_dump(dump, cfg.data, protected)
     tok = tokenizer_for(cfg.model, light=True)
     if cfg.data.rl:  # preference pairs (data/preference.py)
         from newtune.data.preference import run_preprocess_pairs

@@ -66,7 +66,7 @@ def _without_runtime_settings(spec: str) -> str:
 def tokenizer_for(model_cfg: Any, light: bool = False) -> Any:
     """The run's tokenizer: loaded, `special_tokens` and `tokens` from the config applied, a pad token set."""
     tok = load_tokenizer(model_cfg.tokenizer_config or model_cfg.base_model, model_cfg.trust_remote_code, light=light,
-                         legacy=model_cfg.tokenizer_legacy)
+                         legacy=model_cfg.tokenizer_legacy, key="tokenizer_config" if model_cfg.tokenizer_config else "base_model")
     if model_cfg.special_tokens is not None:
         specials = model_cfg.special_tokens.model_dump(exclude_none=True)
         extra = specials.pop("additional_special_tokens", None)
@@ -106,7 +106,7 @@ def add_tokens(tok: Any, texts: list[str], special: bool) -> None:
 
 
 def load_tokenizer(source: str | None, trust_remote_code: bool = False, light: bool = False,
-                   legacy: bool | None = None) -> Any:
+                   legacy: bool | None = None, key: str = "base_model") -> Any:
     """A fast tokenizer from the embedded model, a .gguf file, a local HF directory or a hub id.
 
     `legacy` (tokenizer_legacy) is passed to transformers, which rebuilds SentencePiece-based tokenizers
@@ -114,16 +114,17 @@ def load_tokenizer(source: str | None, trust_remote_code: bool = False, light: b
     """
     from newtune import embedded
     from newtune.errors import ModelError
+    from newtune.paths import model_not_found, model_path_missing
 
     if embedded.is_embedded(source):
         conv = embedded.converted_dir()
         if (conv / "tokenizer_config.json").exists():
             return _from_dir(conv, False, light, legacy)
         return _from_gguf(embedded.gguf_path(), light)
+    if model_path_missing(source):
+        raise ModelError(*model_not_found(key, source))
     path = Path(source).expanduser()
     if path.suffix == ".gguf":
-        if not path.exists():
-            raise ModelError("base_model", f"GGUF file {path} does not exist")
         return _from_gguf(path, light)
     if path.exists():
         return _from_dir(path, trust_remote_code, light, legacy)

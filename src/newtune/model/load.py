@@ -18,6 +18,7 @@ from newtune import embedded
 from newtune.config.model import ModelConfig
 from newtune.errors import ModelError
 from newtune.feedback import step
+from newtune.paths import looks_like_path, model_not_found, model_path_missing
 
 log = logging.getLogger("newtune.model")
 
@@ -69,10 +70,12 @@ def resolve_model_dir(model_cfg: ModelConfig) -> Path:
     src = model_cfg.base_model
     if embedded.is_embedded(src):
         return ensure_embedded_converted()
+    if model_path_missing(src):
+        raise ModelError(*model_not_found("base_model", src))
     path = Path(src).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
-            raise ModelError("base_model", f"GGUF file {path} does not exist")
+            raise ModelError("base_model", f"{path} is not a file")
         return path.parent
     if path.is_dir():
         if not (path / "config.json").exists():
@@ -81,11 +84,6 @@ def resolve_model_dir(model_cfg: ModelConfig) -> Path:
     if looks_like_path(src):
         raise ModelError("base_model", f"{src} does not exist", "give a local model directory, a .gguf file or a hub id")
     return hub_snapshot(src, model_cfg.revision_of_model)
-
-
-def looks_like_path(src: str) -> bool:
-    """'./x', '/x', '~/x' or 'a/b/c' are paths; 'gpt2' and 'org/name' may be hub ids."""
-    return src.startswith((".", "/", "~")) or src.count("/") > 1
 
 
 def hub_snapshot(repo_id: str, revision: str | None) -> Path:
