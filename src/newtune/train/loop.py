@@ -183,7 +183,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     from newtune.model.adapters import apply_adapter
     from newtune.model.kernels import enable_fast_paths, uses_flat_batches
     from newtune.model.load import load_model
-    from newtune.train import distributed
+    from newtune.train import distributed, preflight
     from newtune.train import preference as P
     from newtune.train.optim import build_optimizer, build_scheduler
     from newtune.train.precision import apply_tf32, describe, resolve_precision
@@ -200,11 +200,11 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     acc = distributed.make_accelerator(cfg.distributed, mixed_precision=prec.mixed_precision)
     if acc.is_main_process:
         console.print(describe(prec), highlight=False, soft_wrap=True)
-        out.mkdir(parents=True, exist_ok=True)
         ckpt.remove_partial(out)
         if liger_note:
             log.info(liger_note)
     resume = ckpt.resume_path(t, main=acc.is_main_process)
+    preflight.check(cfg.adapter, resume)  # before tokenizing: a refused run writes no cache entry
 
     tokenizer = tokenizer_for(cfg.model)
     with distributed.data_first(acc, cache_dir(cfg.data)):  # rank 0 builds the cache; the others wait on its lock
@@ -254,9 +254,15 @@ def setup(cfg: RunConfig, console: Any) -> Run:
             console.print(f"resuming from {resume} (step {state.step}, epoch {state.epoch})")
     params = [p for p in model.parameters() if p.requires_grad]
     pref = P.objective_for(cfg, tokenizer, ref_model) if cfg.data.rl else None
+    make_output_dir(out, acc.is_main_process)  # only now: a run refused while setting up leaves none behind
     return Run(cfg, console, acc, model, optimizer, scheduler, params, tokenizer, data, lengths, sched, state,
                resume, device_type, flat=uses_flat_batches(model) and pref is None, neftune=neftune,
                precision=describe(prec), packing=packing, stopper=Stopper.of(t), pref=pref)
+
+
+def make_output_dir(out: Path, main: bool) -> None:
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
 
 
 def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> tuple[Path | None, Any]:
