@@ -45,4 +45,4 @@ def test_error_in_a_later_batch_names_its_line(tmp_path, monkeypatch, smol_tok):
                                   "dataset_prepared_path": str(tmp_path / "prep")}).data
     with pytest.raises(DataError) as e:
         prepare_rows(data, smol_tok, seed=0)
-    assert str(e.value).startswith("d.jsonl line 14 (input_output): missing field 'label' (row has: segments)")
+    assert str(e.value).startswith("d.jsonl line 14 (input_output): segments[1]: no field 'label' (it has: text)")

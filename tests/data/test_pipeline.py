@@ -101,14 +101,17 @@ def test_missing_field_names_row_and_fields(tmp_path, mistral_tok):
 
 def test_wrong_type_in_a_row(tmp_path, mistral_tok):
     path = write_jsonl(tmp_path / "d.jsonl", [{"text": 5}])
-    with pytest.raises(DataError, match=r"d.jsonl line 1 \(completion\): TypeError: field 'text' must be text, not int"):
+    with pytest.raises(DataError, match=r"d.jsonl line 1 \(completion\): field 'text' must be text, got int 5"):
         prepare(config(tmp_path, [{"path": path, "type": "completion"}]), mistral_tok, seed=0)
 
 
 def test_empty_dataset(tmp_path, mistral_tok):
+    """An entry whose file gives no rows is named (datasets[i] and its path), here the second of two."""
+    good = write_jsonl(tmp_path / "g.jsonl", [{"text": "some words"}])
     (tmp_path / "e.jsonl").write_text("\n")
-    with pytest.raises(DataError, match="no training rows left .the datasets are empty"):
-        prepare(config(tmp_path, [{"path": str(tmp_path / "e.jsonl"), "type": "completion"}]), mistral_tok, seed=0)
+    with pytest.raises(DataError, match=r"^datasets\[1\] .*e\.jsonl: holds no rows"):
+        prepare(config(tmp_path, [{"path": good, "type": "completion"}, {"path": str(tmp_path / "e.jsonl"),
+                                                                          "type": "completion"}]), mistral_tok, seed=0)
 
 
 def test_completion_adds_bos_eos_and_splits_long_rows(tmp_path, mistral_tok, smol_tok):
@@ -132,7 +135,7 @@ def test_pretokenized_rows_without_type(tmp_path, mistral_tok):
     assert rows_of(p.train) == [{"input_ids": [1, 5, 6], "labels": [-100, 5, 6]},
                                 {"input_ids": [1, 7, 8], "labels": [1, 7, -100]}]
     bad = write_jsonl(tmp_path / "b.jsonl", [{"input_ids": [1, "x"]}])
-    with pytest.raises(DataError, match=r"b.jsonl line 1 \(pre-tokenized\): TypeError: field 'input_ids' must be a list of integers"):
+    with pytest.raises(DataError, match=r"b.jsonl line 1 \(pre-tokenized\): field 'input_ids' must be a list of integers, got str 'x'"):
         prepare(config(tmp_path, [{"path": bad}]), mistral_tok, seed=0)
 
 

@@ -41,9 +41,10 @@ def test_json_array_and_jsonl_named_json(tmp_path):
     assert read(path=str(tmp_path / "b.json"))[0] == ROWS[:2]
 
 
-def test_keys_seen_earlier_become_none(tmp_path):
-    p = write_jsonl(tmp_path / "d.jsonl", [{"a": 1, "b": 2}, {"a": 3}])
-    assert read(path=str(p))[0] == [{"a": 1, "b": 2}, {"a": 3, "b": None}]
+def test_rows_keep_their_own_keys(tmp_path):
+    """A key a later row lacks stays absent (not null), so formats can tell a missing field from a null one."""
+    p = write_jsonl(tmp_path / "d.jsonl", [{"a": 1, "b": 2}, {"a": 3}, {"a": 4, "b": None}])
+    assert read(path=str(p))[0] == [{"a": 1, "b": 2}, {"a": 3}, {"a": 4, "b": None}]
 
 
 def test_parquet_csv_arrow(tmp_path):

@@ -72,9 +72,9 @@ BAD = {
     "missing_field": ('{"text": "x", "id": 1}\n', "input_output", None,
                       "error: data.jsonl line 1 (input_output): missing field 'segments' (row has: text, id)"),
     "wrong_type": ('{"text": ["a"]}\n', "completion", None,
-                   "error: data.jsonl line 1 (completion): TypeError: field 'text' must be text, not list"),
+                   "error: data.jsonl line 1 (completion): field 'text' must be text, got list ['a']"),
     "non_utf8": (b'{"text": "caf\xe9"}\n', "completion", None, "error: data.jsonl line 1: not UTF-8 text"),
-    "empty": ("", "completion", None, "error: datasets: no training rows left (the datasets are empty)"),
+    "empty": ("", "completion", None, "error: datasets[0] {data}: the file is empty (0 bytes)"),
     "hub_offline": ("", "completion", "someone/dataset",
                     "error: someone/dataset: not a local path, and the dataset hub is unreachable"),
 }
@@ -87,7 +87,7 @@ def test_bad_data_exits_2_with_one_message(tmp_path, smol_tok_dir, case):
     r = newtune("preprocess", str(cfg), tmp_path=tmp_path)
     assert r.returncode == 2, r.stderr
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and errors[0].startswith(expected), r.stderr
+    assert len(errors) == 1 and errors[0].startswith(expected.format(data=tmp_path / "data.jsonl")), r.stderr
     assert "Traceback" not in r.stderr
     prep = tmp_path / "prep"
     assert not prep.exists() or [p.name for p in prep.iterdir() if not p.name.endswith(".lock")] == []

@@ -16,6 +16,7 @@ from newtune.config.data import AFTER_CACHE, DataConfig, DatasetConfig
 from newtune.data import cache
 from newtune.data.columns import TokenColumns
 from newtune.data.encode import plain_backend
+from newtune.data.entries import NOTHING_TRAINED_HINT, check_roles_to_train, located, no_rows
 from newtune.data.filters import PartStats, keep_rows
 from newtune.data.options import options_of
 from newtune.data.rowcodec import (
@@ -227,14 +228,20 @@ def _build(data: DataConfig, tokenizer: Any, directory: Path) -> dict:
         check_template_room(ds, f"datasets[{i}]", data, tokenizer, ctx)
     for i, ds in enumerate(data.test_datasets or []):
         check_template_room(ds, f"test_datasets[{i}]", data, tokenizer, ctx)
+    for i, ds in enumerate(data.datasets):
+        check_roles_to_train(ds, f"datasets[{i}]", ctx)
     seen: set[bytes] | None = set() if data.dataset_exact_deduplication else None
     train = encode_part(data.datasets, data, tokenizer, ctx, directory / cache.ROWS_FILE, seen)
     test = None
     if data.test_datasets:
-        test = encode_part(data.test_datasets, data, tokenizer, ctx, directory / EVAL_FILE, seen)
+        test = encode_part(data.test_datasets, data, tokenizer, ctx, directory / EVAL_FILE, seen, "test_datasets")
     if train.rows_out == 0:
         raise DataError("datasets", f"no training rows left ({describe_drops(train) or 'the datasets are empty'})",
                         "check the dataset paths, sequence_len and excess_length_strategy")
+    if train.trainable == 0:
+        shown = ", ".join(train.zero_trainable_rows)
+        raise DataError("datasets", f"no row has a trainable token: every label of the {train.rows_out} training rows "
+                        f"is masked (e.g. {shown})", NOTHING_TRAINED_HINT)
     return {"train": asdict(train), "test": asdict(test) if test else None}
 
 
@@ -285,15 +292,21 @@ def describe_drops(stats: PartStats) -> str:
 
 
 def encode_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, ctx: FormatContext, path: Path,
-                seen: set[bytes] | None) -> PartStats:
+                seen: set[bytes] | None, label: str = "datasets") -> PartStats:
     stats = PartStats()
     sink = cache.ArrowRows(path)
     try:
-        for ds in entries:
-            before = stats.rows_out
-            for where, cols in encoded_batches(ds, data, tok, ctx):
-                stats.rows_in += len(where)
-                sink.add(keep_rows(expand_columns(cols, ds, data.sequence_len), where, data, stats, seen))
+        for i, ds in enumerate(entries):
+            before, rows_before = stats.rows_out, stats.rows_in
+            try:
+                for where, cols in encoded_batches(ds, data, tok, ctx):
+                    stats.rows_in += len(where)
+                    sink.add(keep_rows(expand_columns(cols, ds, data.sequence_len), where, data, stats, seen))
+            except DataError as e:
+                raise (located(e, f"{label}[{i}]", ds) if len(entries) > 1 else e) from None
+            if stats.rows_in == rows_before:
+                raise DataError(f"{label}[{i}] {ds.path}", no_rows(ds),
+                                "add rows to it, or remove this entry from " + label)
             stats.per_dataset.append(stats.rows_out - before)
     finally:
         sink.close()
@@ -401,7 +414,8 @@ def encode_batch(batch: RowBatch, ds: DatasetConfig, data: DataConfig, tok: Any,
         try:
             encode_rows([row], ds, data, tok, ctx)
         except NewtuneError as e:
-            raise DataError(f"{where}: {e.where}" if e.where else where, e.problem, e.hint) from None
+            label = f"{where} ({ds.type_name or 'pre-tokenized'})"
+            raise DataError(f"{label}: {e.where}" if e.where else label, e.problem, e.hint) from None
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise row_error(missing_field(row, ds, data, tok, ctx) or e, row, where, ds) from None
     raise batch_error  # no single row fails: a bug of ours, keep its traceback

@@ -145,11 +145,10 @@ def _count_json_rows(files: list[Path]) -> int:
 
 
 def _shard_rows(ds: Any, files: list[Path], batch_size: int) -> Iterator[RowBatch]:
-    """JSON rows in batches; keys missing from a row but seen in earlier rows become None (as in Arrow)."""
+    """JSON rows in batches, as written: a key a row lacks stays absent (formats tell it from a null value)."""
     lo, hi = 0, None
     if ds.shards:
         lo, hi = shard_range(_count_json_rows(files), ds.shards, ds.shards_idx or 0)
-    keys: dict[str, None] = {}
     rows: list[dict] = []
     where: list[str] = []
     i = 0
@@ -159,21 +158,11 @@ def _shard_rows(ds: Any, files: list[Path], batch_size: int) -> Iterator[RowBatc
                 rows.append(row)
                 where.append(w)
                 if len(rows) >= batch_size:
-                    yield _fill_keys(rows, where, keys)
+                    yield RowBatch(rows, where)
                     rows, where = [], []
             i += 1
     if rows:
-        yield _fill_keys(rows, where, keys)
-
-
-def _fill_keys(rows: list[dict], where: list[str], keys: dict[str, None]) -> RowBatch:
-    for row in rows:
-        keys.update(dict.fromkeys(row))
-    for row in rows:
-        if len(row) != len(keys):
-            for k in keys:
-                row.setdefault(k, None)
-    return RowBatch(rows, where)
+        yield RowBatch(rows, where)
 
 
 def shard_range(n: int, shards: int, index: int) -> tuple[int, int]:
@@ -211,7 +200,28 @@ def _packaged_dataset(kind: str, files: list[Path], ds: Any) -> Any:
     try:
         return datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train")
     except Exception as e:  # the reader's own message is the most useful thing to show
-        raise DataError(ds.path, f"cannot read as {kind}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise read_error(e, kind, files, ds.path) from None
+
+
+def read_error(e: BaseException, kind: str, files: list[Path], path: str) -> DataError:
+    """The reader's root cause (pandas' parser error under datasets' wrapper), with the line it names."""
+    import re
+
+    cause = e
+    while cause.__cause__ is not None or (cause.__context__ is not None and not cause.__suppress_context__):
+        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    where = files[0].name if len(files) == 1 else path
+    if "corresponds to no data" in str(e) or type(cause).__name__ == "EmptyDataError":
+        return DataError(where, "holds no rows" + (" (not even a header line)" if "columns" in text else ""),
+                         "add rows to it, or remove this dataset entry")
+    line = re.search(r"\bline (\d+)", text)
+    row = re.search(r"starting at row (\d+)", text)  # pandas counts the header as row 0
+    if line or row:
+        where += f" line {line.group(1) if line else int(row.group(1)) + 1}"
+    hint = ("quote fields that hold commas or line breaks, and close every quote" if kind == "csv"
+            else f"check that the file is valid {kind}")
+    return DataError(where, f"cannot read as {kind}: {text}", hint)
 
 
 def _is_stream_arrow(path: Path) -> bool:

@@ -27,7 +27,8 @@ def tokenizer_info(tok: Any) -> TokenizerInfo:
     bare = tok("a", add_special_tokens=False)["input_ids"]
     add_bos = tok.bos_token_id is not None and len(probe) > len(bare) and probe[0] == tok.bos_token_id
     add_eos = tok.eos_token_id is not None and len(probe) > len(bare) and probe[-1] == tok.eos_token_id
-    return TokenizerInfo(bos_token=tok.bos_token, eos_token=tok.eos_token, add_bos=add_bos, add_eos=add_eos)
+    return TokenizerInfo(bos_token=tok.bos_token, eos_token=tok.eos_token, add_bos=add_bos, add_eos=add_eos,
+                         vocab_size=len(tok))
 
 
 def fingerprint(tok: Any) -> str:

@@ -48,6 +48,7 @@ class TokenizerInfo:
     eos_token: str | None
     add_bos: bool  # the tokenizer adds BOS when called with add_special_tokens=True
     add_eos: bool
+    vocab_size: int | None = field(default=None, repr=False)  # ids a pre-tokenized row may hold; not in the fingerprint
 
 
 @dataclass(frozen=True, slots=True)

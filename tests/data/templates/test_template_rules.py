@@ -29,7 +29,7 @@ def test_gemma_refuses_a_system_turn_naming_the_row(tmp_path, smol_tok):
     data = data_config(tmp_path, [NOSYS, SYS], chat_template="gemma")
     with pytest.raises(DataError) as e:
         prepare(data, smol_tok, seed=0)
-    assert str(e.value).startswith("chat.jsonl line 2: the chat template failed on this row: "
+    assert str(e.value).startswith("chat.jsonl line 2 (chat_template): the chat template failed on this row: "
                                    "TemplateError: System role not supported")
 
 

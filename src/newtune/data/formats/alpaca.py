@@ -7,15 +7,16 @@ system prompt.
 
 from __future__ import annotations
 
-from newtune.data.formats.instruct import StyledOptions, prompt_response, text
+from newtune.data import rowfields as rf
+from newtune.data.formats.instruct import StyledOptions, prompt_response
 from newtune.data.styles import Prompter, alpaca_prompter, style
 from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
 
 def alpaca_segments(row: Row, prompter: Prompter, ctx: FormatContext) -> list[Segment]:
     """The alpaca fields rendered by `prompter`, tokenized as axolotl does."""
-    prompt = prompter.prompt(row["instruction"], text(row.get("input")))
-    return prompt_response(prompt, text(row["output"]), ctx)
+    prompt = prompter.prompt(rf.need(row, "instruction"), rf.opt(row, "input"))
+    return prompt_response(prompt, rf.nullable(row, "output"), ctx)
 
 
 def alpaca(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:

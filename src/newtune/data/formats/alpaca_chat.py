@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from newtune.data import rowfields as rf
 from newtune.data.formats.alpaca import alpaca_segments
-from newtune.data.formats.instruct import prompt_response, text
+from newtune.data.formats.instruct import prompt_response
 from newtune.data.styles import STYLES, Prompter, alpaca_prompter, style
 from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
@@ -48,11 +49,11 @@ def load_concise(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segm
 
 
 def load_qa(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
-    return prompt_response(_concise().prompt(row["question"]), text(row["answer"]), ctx)
+    return prompt_response(_concise().prompt(rf.need(row, "question")), rf.nullable(row, "answer"), ctx)
 
 
 def load_camel_ai(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
-    return prompt_response(_concise().prompt(row["message_1"]), text(row["message_2"]), ctx)
+    return prompt_response(_concise().prompt(rf.need(row, "message_1")), rf.nullable(row, "message_2"), ctx)
 
 
 def load_no_prompt(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:

@@ -6,7 +6,8 @@ axolotl 0.21.0 prompt_strategies/alpaca_w_system.py: `alpaca_w_system` = `.load_
 
 from __future__ import annotations
 
-from newtune.data.formats.instruct import prompt_response, text
+from newtune.data import rowfields as rf
+from newtune.data.formats.instruct import prompt_response
 from newtune.data.styles import PromptStyle, style
 from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
@@ -19,8 +20,8 @@ OPEN_ORCA = PromptStyle(
 
 def system_segments(row: Row, fmt: PromptStyle, ctx: FormatContext) -> list[Segment]:
     """instruction/input/output/system: the row's own system prompt, formatted when non-empty."""
-    prompt = fmt.render(row["instruction"], text(row.get("input")), text(row["system"]))
-    return prompt_response(prompt, text(row["output"]), ctx)
+    prompt = fmt.render(rf.need(row, "instruction"), rf.opt(row, "input"), rf.nullable(row, "system"))
+    return prompt_response(prompt, rf.nullable(row, "output"), ctx)
 
 
 def load_chat(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
@@ -32,8 +33,8 @@ def load_instruct(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Seg
 
 
 def _orca(row: Row, fmt: PromptStyle, ctx: FormatContext) -> list[Segment]:
-    prompt = fmt.render(row["question"], "", text(row["system_prompt"]))
-    return prompt_response(prompt, text(row["response"]), ctx)
+    prompt = fmt.render(rf.need(row, "question"), "", rf.nullable(row, "system_prompt"))
+    return prompt_response(prompt, rf.nullable(row, "response"), ctx)
 
 
 def load_open_orca(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:

@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from newtune.config.data import TrainOn, check_chat_template_name
+from newtune.data import rowfields as rf
 from newtune.data.train_on import role_aliases
 from newtune.data.types import Conversation, FormatContext, FormatOptions, Message, Row
 from newtune.errors import DataError
@@ -222,15 +223,30 @@ def message_keys(ds: Options) -> MessageKeys:
     return keys
 
 
-def to_message(raw: Mapping[str, Any], keys: MessageKeys) -> Message:
+def mapping_hint(raw: Mapping[str, Any], keys: MessageKeys) -> str:
+    """What to set when a message lacks the role or content field: sharegpt turns get their mapping."""
+    if "from" in raw and "value" in raw:
+        return ("these messages are sharegpt turns ({from, value}): set message_property_mappings: "
+                "{role: from, content: value} on this dataset (or use type: sharegpt)")
+    return (f"set message_property_mappings: {{role: <field>, content: <field>}} to the message fields that hold "
+            f"them (now role: {keys.role}, content: {keys.content})")
+
+
+def to_message(raw: Mapping[str, Any], keys: MessageKeys, where: str = "") -> Message:
     role = raw.get(keys.role)
+    if role is None:
+        raise rf.missing(raw, keys.role, where, mapping_hint(raw, keys))
     role = keys.aliases[role] if role in keys.aliases else map_role(role, keys.aliases)
     content = raw.get(keys.content)
     detail = _detail(raw.get(keys.detail)) if keys.detail else None
     if isinstance(content, list):
         content, part_detail = content_parts(content)
         detail = part_detail if part_detail is not None else detail
-    train = raw.get(keys.training) if keys.training else None
+    elif content is None and raw.get("tool_calls") is None:  # a tool-calling turn may have no text
+        raise rf.missing(raw, keys.content, where, mapping_hint(raw, keys))
+    elif content is not None and not isinstance(content, str):
+        raise rf.wrong_type(keys.content, content, "text (or a list of content parts)", where)
+    train = rf.flag(raw, keys.training, where) if keys.training else None
     extra = {k: v for k, v in raw.items() if v is not None and k not in keys.skip}
     for prop, field in keys.other:
         if raw.get(field) is not None:
@@ -257,7 +273,7 @@ def finish(messages: list[Message], row: Row, ds: ChatOptions, ctx: FormatContex
     """Row-level system field, drop_system_message, then default_system_message."""
     field_system = ds.field_system or "system"
     if messages and messages[0].role != "system" and row.get(field_system) is not None:
-        messages.insert(0, Message("system", row[field_system]))
+        messages.insert(0, Message("system", rf.need(row, field_system)))
     if ds.drop_system_message and messages and messages[0].role == "system":
         messages = messages[1:]
     if ctx.default_system_message is not None and not (messages and messages[0].role == "system"):
@@ -267,8 +283,9 @@ def finish(messages: list[Message], row: Row, ds: ChatOptions, ctx: FormatContex
 
 def to_conversation(row: Row, ds: Options, ctx: FormatContext) -> Conversation:
     keys = message_keys(ds)
-    raw = row_messages(row, ds.field_messages or "messages")
-    messages = finish([to_message(m, keys) for m in raw], row, ds, ctx)
+    field = ds.field_messages or "messages"
+    raw = row_messages(row, field)
+    messages = finish([to_message(m, keys, f"{field}[{i}]") for i, m in enumerate(raw)], row, ds, ctx)
     if not messages:
         raise DataError("", f"field '{ds.field_messages or 'messages'}' holds no messages")
     return Conversation(tuple(messages), row_tools(row, ds))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from newtune.data import rowfields as rf
 from newtune.data.types import Encoded, FormatContext, FormatOptions, Row, Segment
 
 MAX_CHUNKS = 64  # axolotl: max_length = sequence_len * 64
@@ -18,9 +19,7 @@ class Options(FormatOptions):
 
 
 def to_segments(row: Row, ds: Options, ctx: FormatContext) -> list[Segment]:
-    text = row[ds.field or "text"]
-    if not isinstance(text, str):
-        raise TypeError(f"field '{ds.field or 'text'}' must be text, not {type(text).__name__}")
+    text = rf.need(row, ds.field or "text", hint="set `field:` on this dataset to the field that holds the text")
     if not text:
         return []
     tok = ctx.tokenizer

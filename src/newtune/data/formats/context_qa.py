@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from newtune.data.formats.instruct import prompt_response, text
+from newtune.data import rowfields as rf
+from newtune.data.formats.instruct import prompt_response
 from newtune.data.styles import Prompter, PromptStyle, style
 from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
@@ -24,17 +25,17 @@ def _context() -> Prompter:
 
 
 def context_qa(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
-    prompt = _context().prompt(row["article"] + "\n===\n" + row["question"])
-    return prompt_response(prompt, text(row["answer"]), ctx)
+    prompt = _context().prompt(rf.need(row, "article") + "\n===\n" + rf.need(row, "question"))
+    return prompt_response(prompt, rf.nullable(row, "answer"), ctx)
 
 
 def load_v2(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
-    prompt = V2.prompt("Context: " + row["context"] + "\nQuestion: " + row["question"] + "\n")
-    return prompt_response(prompt, "Answer: " + row["answer"], ctx)
+    prompt = V2.prompt("Context: " + rf.need(row, "context") + "\nQuestion: " + rf.need(row, "question") + "\n")
+    return prompt_response(prompt, "Answer: " + rf.need(row, "answer"), ctx)
 
 
 def load_404(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
-    prompt = _context().prompt(row["article"] + "\n===\n" + row["unanswerable_question"])
+    prompt = _context().prompt(rf.need(row, "article") + "\n===\n" + rf.need(row, "unanswerable_question"))
     return prompt_response(prompt, NOT_IN_CONTEXT, ctx)
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from newtune.data.formats.instruct import prompt_response, text
+from newtune.data import rowfields as rf
+from newtune.data.formats.instruct import prompt_response
 from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
 ANSWER_SYSTEM = (
@@ -61,17 +62,17 @@ def evaluation(row: Row) -> str:
 
 
 def load_answer(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
-    return prompt_response(chat_prompt(row["instruction"], ANSWER_SYSTEM), text(row["revision"]), ctx)
+    return prompt_response(chat_prompt(rf.need(row, "instruction"), ANSWER_SYSTEM), rf.nullable(row, "revision"), ctx)
 
 
 def load_critique(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
-    question = CRITIQUE_PROMPT.format(question=row["instruction"], answer=row["answer"])
+    question = CRITIQUE_PROMPT.format(question=rf.need(row, "instruction"), answer=rf.need(row, "answer"))
     return prompt_response(chat_prompt(question), evaluation(row), ctx)
 
 
 def load_revise(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
-    question = REVISE_PROMPT.format(question=row["instruction"], answer=row["answer"], evaluation=evaluation(row))
-    return prompt_response(chat_prompt(question), text(row["revision"]), ctx)
+    question = REVISE_PROMPT.format(question=rf.need(row, "instruction"), answer=rf.need(row, "answer"), evaluation=evaluation(row))
+    return prompt_response(chat_prompt(question), rf.nullable(row, "revision"), ctx)
 
 
 TYPES = {

@@ -6,7 +6,8 @@ has that field, else `explanation`.
 
 from __future__ import annotations
 
-from newtune.data.formats.instruct import StyledOptions, prompt_response, text
+from newtune.data import rowfields as rf
+from newtune.data.formats.instruct import StyledOptions, prompt_response
 from newtune.data.styles import Prompter, style
 from newtune.data.types import Format, FormatContext, Row, Segment
 
@@ -19,8 +20,12 @@ def choices_text(choices: list[str]) -> str:
 
 def choice_fields(row: Row) -> tuple[str, str, str]:
     """question, rendered choices, and the solution (or explanation)."""
-    answer = row["solution"] if "solution" in row else row["explanation"]
-    return row["question"], choices_text(row["choices"]), text(answer)
+    answer = rf.nullable(row, "solution") if "solution" in row else rf.nullable(row, "explanation")
+    choices = rf.items(row, "choices")
+    for i, c in enumerate(choices):
+        if not isinstance(c, str):
+            raise rf.wrong_type(f"choices[{i}]", c, "text")
+    return rf.need(row, "question"), choices_text(choices), answer
 
 
 def explainchoice(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:

@@ -8,14 +8,15 @@ tokenizer without BOS, axolotl fails on an empty prompt; newtune encodes the gen
 
 from __future__ import annotations
 
-from newtune.data.formats.instruct import bos, eos, response_text, text
+from newtune.data import rowfields as rf
+from newtune.data.formats.instruct import bos, eos, response_text
 from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
 EOS_COUNT = 3
 
 
 def metharme(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
-    prompt, generation = text(row["prompt"]), text(row["generation"])
+    prompt, generation = rf.nullable(row, "prompt"), rf.nullable(row, "generation")
     adds_bos = ctx.tokenizer.add_bos
     segs = [*bos(ctx), Segment(prompt, ctx.train_on_inputs)] if prompt or adds_bos else []
     generation = response_text(generation, ctx)

@@ -9,7 +9,8 @@ raises an error instead.
 
 from __future__ import annotations
 
-from newtune.data.formats.instruct import eos, text
+from newtune.data import rowfields as rf
+from newtune.data.formats.instruct import eos
 from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 from newtune.errors import DataError
 
@@ -31,7 +32,13 @@ def turn_piece(role: str, value: str, ctx: FormatContext) -> list[Segment]:
 
 
 def pygmalion(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[list[Segment]]:
-    return [turn_piece(turn["role"], text(turn["value"]), ctx) for turn in row["conversations"]]
+    pieces = []
+    for i, turn in enumerate(rf.items(row, "conversations")):
+        where = f"conversations[{i}]"
+        if not isinstance(turn, dict):
+            raise rf.wrong_type(where, turn, "an object with role and value")
+        pieces.append(turn_piece(rf.need(turn, "role", where), rf.opt(turn, "value", where), ctx))
+    return pieces
 
 
 TYPES = {"pygmalion": Format(pygmalion, "pieces", FormatOptions, "conversations of system/human/bot turns")}

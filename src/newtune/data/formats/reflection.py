@@ -10,7 +10,8 @@ output, reflection and corrected are all non-empty.
 
 from __future__ import annotations
 
-from newtune.data.formats.instruct import StyledOptions, bos, eos, text
+from newtune.data import rowfields as rf
+from newtune.data.formats.instruct import StyledOptions, bos, eos
 from newtune.data.styles import PromptStyle
 from newtune.data.types import Format, FormatContext, Row, Segment
 
@@ -38,11 +39,11 @@ _DEFAULT = (INSTRUCT, INSTRUCT_LABEL, False)
 
 def reflection(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[list[Segment]]:
     turns, label_format, with_system = _STYLES.get(opts.style or "", _DEFAULT)
-    instruction, input = row["instruction"], text(row.get("input"))
+    instruction, input = rf.need(row, "instruction"), rf.opt(row, "input")
     prompt = turns.render(instruction, input)
     if with_system:
         prompt = (SYSTEM if input else SYSTEM_NO_INPUT) + prompt
-    output, refl, corrected = text(row["output"]), text(row["reflection"]), text(row["corrected"])
+    output, refl, corrected = rf.nullable(row, "output"), rf.nullable(row, "reflection"), rf.nullable(row, "corrected")
     answer = label_format.format(output=output, reflection=refl, corrected=corrected) if output and refl and corrected else ""
     segs = [*bos(ctx), Segment(prompt, ctx.train_on_inputs)]
     if answer:

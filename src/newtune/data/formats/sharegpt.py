@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import Field
 
+from newtune.data import rowfields as rf
 from newtune.data.formats.chat_template import ChatOptions, finish, load_json
 from newtune.data.types import Conversation, FormatContext, Message, Row
 from newtune.errors import DataError
@@ -89,6 +90,8 @@ def _turns(row: Row, role_key: str, value_key: str) -> list[Mapping[str, Any]]:
         for key in (role_key, value_key):
             if t.get(key) is None:
                 raise DataError("", f"conversations[{i}] has no '{key}' (turn has: {', '.join(t)})")
+        if not isinstance(t[value_key], str):
+            raise rf.wrong_type(value_key, t[value_key], "text", f"conversations[{i}]")
     return turns
 
 

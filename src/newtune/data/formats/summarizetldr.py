@@ -5,7 +5,8 @@ The style after ':' is accepted and ignored, as in axolotl's SummarizeTLDRPrompt
 
 from __future__ import annotations
 
-from newtune.data.formats.instruct import StyledOptions, prompt_response, text
+from newtune.data import rowfields as rf
+from newtune.data.formats.instruct import StyledOptions, prompt_response
 from newtune.data.styles import Prompter, PromptStyle
 from newtune.data.types import Format, FormatContext, Row, Segment
 
@@ -16,7 +17,7 @@ TLDR = Prompter(PromptStyle(
 
 
 def summarizetldr(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
-    return prompt_response(TLDR.prompt(row["article"]), text(row["summary"]), ctx)
+    return prompt_response(TLDR.prompt(rf.need(row, "article")), rf.nullable(row, "summary"), ctx)
 
 
 TYPES = {"summarizetldr": Format(summarizetldr, "segments", StyledOptions, "article/summary, TL;DR chat prompt", prompt_field="article")}

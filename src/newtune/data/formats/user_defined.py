@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from newtune.config.data import InstructKeys
-from newtune.data.formats.instruct import prompt_response, text
+from newtune.data import rowfields as rf
+from newtune.data.formats.instruct import prompt_response
 from newtune.data.styles import USER_DEFINED_DEFAULTS, PromptStyle
 from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segment
 
@@ -37,10 +38,10 @@ def settings(opts: Options) -> dict[str, str]:
 def user_defined(row: Row, opts: Options, ctx: FormatContext) -> list[Segment]:
     s = settings(opts)
     fmt = PromptStyle(s["format"], s["no_input_format"], s["system_format"])
-    instruction = row[s["field_instruction"]]
-    input = text(row[s["field_input"]]) if s["field_input"] in row else ""
-    output = text(row[s["field_output"]]) if s["field_output"] in row else ""
-    system = text(row[s["field_system"]]) if s["field_system"] in row else s["system_prompt"]
+    instruction = rf.need(row, s["field_instruction"])
+    input = rf.opt(row, s["field_input"])
+    output = rf.opt(row, s["field_output"])
+    system = rf.opt(row, s["field_system"]) if s["field_system"] in row else s["system_prompt"]
     return prompt_response(fmt.render(instruction, input, system), output, ctx)
 
 
