@@ -13,9 +13,11 @@ from rich.console import Console
 from tiny_run import losses, tiny_run_fixture  # noqa: F401 (the tiny_run fixture)
 
 from newtune.errors import NewtuneError
-from newtune.train.loop import NEFTune, make_schedule, run_training
+from newtune.train.loop import run_training
 from newtune.train.loss import unwrap_model
 from newtune.train.metrics import read_metrics
+from newtune.train.neftune import NEFTune
+from newtune.train.schedule import make_schedule
 from tolerances import training_rel_tol
 
 
@@ -172,6 +174,18 @@ def test_trackers_asked_for_but_missing_are_user_errors(tiny_run, monkeypatch, k
     assert e.value.where == next(iter(keys)) and f"pip install {package}" in e.value.hint
 
 
+def test_each_epoch_is_packed_once(tiny_run, monkeypatch):
+    """The schedule, the packing report and the loop share epoch 0's plan; each later epoch is packed once."""
+    from newtune.train import batches
+
+    seeds = []
+    real = batches.pack_lengths
+    monkeypatch.setattr(batches, "pack_lengths", lambda *a, **k: seeds.append(k.get("seed")) or real(*a, **k))
+    result = run_training(*tiny_run(out="epochs", micro_batch_size=1, sample_packing=True, num_epochs=3, data_seed=11))
+    assert seeds == [11, 12, 13]  # data_seed + epoch, one packing each
+    assert result.steps == 3 * int(result.packing.split(" → ")[1].split()[0])  # every epoch: the reported bins
+
+
 def test_sample_packing_trains_the_same_tokens(tiny_run):
     padded = run_training(*tiny_run(out="padded", micro_batch_size=1))
     packed = run_training(*tiny_run(out="packed", micro_batch_size=1, sample_packing=True))
@@ -317,11 +331,11 @@ def test_cpu_fast_paths_train_like_transformers_and_peft(tiny_run, monkeypatch, 
 
 
 def test_ctrl_c_twice_at_once_is_one_request_twice_apart_aborts(monkeypatch):
-    from newtune.train import loop
+    from newtune.train import stopping
 
     now = [100.0]
-    monkeypatch.setattr(loop.time, "monotonic", lambda: now[0])
-    flag = loop.StopFlag()
+    monkeypatch.setattr(stopping.time, "monotonic", lambda: now[0])
+    flag = stopping.StopFlag()
     try:
         flag.handle()
         now[0] += 0.01  # the launcher's forwarded copy of the same Ctrl-C

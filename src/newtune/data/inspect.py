@@ -205,16 +205,17 @@ def print_summary(prepared: Any, data: Any, console: Any) -> None:
 
 
 
-def packing_line(lengths: Any, capacity: int, seed: int | None = 0) -> str:
+def packing_line(lengths: Any, capacity: int, seed: int | None = 0, bins: Any = None) -> str:
     """`packing: 500 rows → 122 bins of 512 tokens, 98.3% full (padded to sequence_len: 24.0%)`.
 
-    The bins are the ones training packs (the same seeded first-fit as epoch 0's plan)."""
+    `bins`: the ones training packs (epoch 0's plan); without them, the same seeded first-fit is run here."""
     import numpy as np
 
     from newtune.data.pack import pack_lengths, packing_efficiency
 
     lengths = np.asarray(lengths, dtype=np.int64)
-    bins = pack_lengths(lengths, capacity=capacity, seed=seed)
+    if bins is None:
+        bins = pack_lengths(lengths, capacity=capacity, seed=seed)
     packed = packing_efficiency(lengths, bins, capacity)
     padded = float(lengths.sum()) / max(len(lengths) * capacity, 1)
     return (f"packing: {len(lengths):,} rows → {len(bins):,} bins of {capacity} tokens, {packed:.1%} full "

@@ -495,6 +495,7 @@ def run_preprocess(cfg: Any, console: Any, *, debug: bool = False, debug_num_exa
         console.print(f"wrote {n} training rows to {dump}")
     inspect.print_summary(prepared, cfg.data, out)
     if cfg.train.sample_packing:
-        out.print(inspect.packing_line(prepared.train.lengths(), cfg.data.sequence_len, cfg.train.seed),
+        out.print(inspect.packing_line(prepared.train.lengths(), cfg.data.sequence_len,
+                                      cfg.train.seed if cfg.train.data_seed is None else cfg.train.data_seed),
                   highlight=False)
     return prepared

@@ -9,8 +9,6 @@ gradient. DDP averages gradients over ranks, so each rank's loss is scaled by th
 from __future__ import annotations
 
 import logging
-import math
-import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -30,8 +28,10 @@ from newtune.train.metrics import (
     print_summary,
     write_summary,
 )
+from newtune.train.neftune import NEFTune
 from newtune.train.offload import saved_on_cpu
-from newtune.train.stopping import LOSS_BLOWUP, NO_EVAL_GAIN, Stopper
+from newtune.train.schedule import Schedule, make_schedule
+from newtune.train.stopping import LOSS_BLOWUP, NO_EVAL_GAIN, StopFlag, Stopper
 
 log = logging.getLogger("newtune.train")
 
@@ -54,38 +54,6 @@ class TrainResult:
     packing: str = ""  # sample_packing: rows, bins and how full they are
     stopped: str | None = None  # stopping.LOSS_BLOWUP or stopping.NO_EVAL_GAIN when a stopping rule ended the run
     model: Any = field(default=None, repr=False)  # the trained model, unwrapped (for tests and callers)
-
-
-@dataclass
-class Schedule:
-    """Step counts derived from the data and the config."""
-
-    micro_per_epoch: int
-    steps_per_epoch: int
-    total_steps: int
-    eval_every: int | None
-    save_every: int | None
-    save_each_epoch: bool
-    evaluates: bool = True  # False: evals_per_epoch: 0 or eval_strategy: no (not even at the end)
-
-
-def make_schedule(cfg: RunConfig, n_micro: int, world: int, has_eval: bool) -> Schedule:
-    t = cfg.train
-    per_epoch = B.steps_in_epoch(n_micro, t.gradient_accumulation_steps, world)
-    if per_epoch == 0:
-        raise NewtuneError("micro_batch_size", f"{n_micro} micro-batches cannot fill one optimizer step of "
-                           f"{t.gradient_accumulation_steps} × {world} processes",
-                           "add data or lower gradient_accumulation_steps / micro_batch_size")
-    total = t.max_steps or math.ceil(t.num_epochs * per_epoch)
-    eval_every = t.eval_steps or (max(1, per_epoch // t.evals_per_epoch) if t.evals_per_epoch else None)
-    if t.eval_strategy == "epoch":
-        eval_every = per_epoch
-    evaluates = has_eval and t.evals_per_epoch != 0 and t.eval_strategy != "no"
-    save_every = t.save_steps or (max(1, per_epoch // t.saves_per_epoch) if t.saves_per_epoch else None)
-    each_epoch = t.save_strategy == "epoch" or (t.save_strategy is None and save_every is None)
-    if t.save_strategy == "no":
-        save_every, each_epoch = None, False
-    return Schedule(n_micro, per_epoch, total, eval_every if evaluates else None, save_every, each_epoch, evaluates)
 
 
 @dataclass
@@ -114,11 +82,12 @@ class Run:
     stopped: str | None = None
     pref: Any = None  # train/preference.PreferenceObjective for `rl:` runs
 
+    plans: dict = field(default_factory=dict)  # epoch → its micro-batches: each epoch is planned (packed) once
+
     def plan(self, epoch: int) -> list:
-        t = self.cfg.train
-        return B.epoch_plan(self.lengths, batch_size=t.micro_batch_size, packed=t.sample_packing,
-                            capacity=self.cfg.data.sequence_len,
-                            seed=(t.seed if t.data_seed is None else t.data_seed) + epoch)
+        if epoch not in self.plans:
+            self.plans = {epoch: epoch_plan(self.cfg, self.lengths, epoch)}  # only the current epoch is kept
+        return self.plans[epoch]
 
     def collate(self, micro: Any) -> Any:
         if self.pref is not None:
@@ -217,11 +186,10 @@ def setup(cfg: RunConfig, console: Any) -> Run:
             rows = t.max_steps * t.micro_batch_size * t.gradient_accumulation_steps * acc.num_processes
             data = prepare_pretraining(cfg.data, tokenizer, rows=rows)
     lengths = B.lengths_of(data.train)
-    n_micro = len(B.epoch_plan(lengths, batch_size=t.micro_batch_size, packed=t.sample_packing,
-                               capacity=cfg.data.sequence_len, seed=t.seed))
+    first_plan = epoch_plan(cfg, lengths, 0)  # the schedule's counts and the packing report come from epoch 0's plan
     has_eval = data.eval is not None and len(data.eval) > 0
-    sched = make_schedule(cfg, n_micro, acc.num_processes, has_eval)
-    packing = packing_line(lengths, capacity=cfg.data.sequence_len, seed=t.seed) if t.sample_packing else ""
+    sched = make_schedule(cfg, len(first_plan), acc.num_processes, has_eval)
+    packing = packing_line(lengths, cfg.data.sequence_len, bins=[b for m in first_plan for b in m]) if t.sample_packing else ""
     if packing and acc.is_main_process:
         console.print(packing, highlight=False)
 
@@ -257,7 +225,14 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     make_output_dir(out, acc.is_main_process)  # only now: a run refused while setting up leaves none behind
     return Run(cfg, console, acc, model, optimizer, scheduler, params, tokenizer, data, lengths, sched, state,
                resume, device_type, flat=uses_flat_batches(model) and pref is None, neftune=neftune,
-               precision=describe(prec), packing=packing, stopper=Stopper.of(t), pref=pref)
+               precision=describe(prec), packing=packing, stopper=Stopper.of(t), pref=pref, plans={0: first_plan})
+
+
+def epoch_plan(cfg: RunConfig, lengths: Any, epoch: int) -> list:
+    """The micro-batches of `epoch` (packed bins under sample_packing), seeded by data_seed (else seed) + epoch."""
+    t = cfg.train
+    return B.epoch_plan(lengths, batch_size=t.micro_batch_size, packed=t.sample_packing,
+                        capacity=cfg.data.sequence_len, seed=(t.seed if t.data_seed is None else t.data_seed) + epoch)
 
 
 def make_output_dir(out: Path, main: bool) -> None:
@@ -284,7 +259,8 @@ def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> t
         epoch_done = state.batch_in_epoch >= len(plan) or state.step >= sched.steps_per_epoch * (state.epoch + 1)
         if epoch_done:
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-            plan = run.plan(state.epoch)
+            if state.step < sched.total_steps:  # not after the last step: that epoch never comes
+                plan = run.plan(state.epoch)
 
         record: dict[str, Any] = {}
         if state.step % t.logging_steps == 0 or state.step == sched.total_steps:
@@ -392,26 +368,6 @@ def save_final(run: Run) -> None:
     acc.wait_for_everyone()
 
 
-class NEFTune:
-    """NEFTune: uniform noise of scale alpha / sqrt(length × width) on the input embeddings, training only.
-
-    length is the micro-batch's sequence length in its padded (or packed) layout, as in transformers;
-    the loop sets it per micro-batch, so a flat (varlen) batch gets the noise the padded one would.
-    """
-
-    def __init__(self, model: Any, alpha: float) -> None:
-        self.alpha, self.width = alpha, None
-        model.get_input_embeddings().register_forward_hook(self.noise)
-
-    def noise(self, module: Any, _args: Any, output: Any) -> Any:
-        import torch
-
-        if not module.training:
-            return output
-        scale = self.alpha / math.sqrt((self.width or output.shape[1]) * output.shape[2])
-        return output + torch.zeros_like(output).uniform_(-scale, scale)
-
-
 def out_of_memory(cfg: RunConfig, step: int) -> NewtuneError:
     t = cfg.train
     return NewtuneError(
@@ -419,42 +375,3 @@ def out_of_memory(cfg: RunConfig, step: int) -> NewtuneError:
         f"sequence_len {cfg.data.sequence_len})",
         "lower micro_batch_size (raise gradient_accumulation_steps to keep the batch), lower sequence_len, "
         "set gradient_checkpointing: true, or use adapter: lora")
-
-
-class StopFlag:
-    """Ctrl-C asks the loop to save a checkpoint and stop after the current step; a second one aborts.
-
-    Under torchrun (and `accelerate launch`) a worker gets Ctrl-C twice: from the terminal, which signals
-    the whole process group, and from the launcher, which forwards it to its workers at once. So a
-    second SIGINT aborts only when it comes more than REPEAT_S after the first. The launcher kills its
-    workers 30 s after forwarding: the step and the checkpoint must finish within that.
-    """
-
-    REPEAT_S = 1.0
-
-    def __init__(self) -> None:
-        import threading
-
-        self.hit = False
-        self.first = 0.0
-        self.previous = None  # signal handlers can only be set from the main thread
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self.handle)
-
-    def handle(self, *_: Any) -> None:
-        if not self.hit:
-            self.hit, self.first = True, time.monotonic()
-        elif time.monotonic() - self.first > self.REPEAT_S:
-            raise KeyboardInterrupt
-
-    def requested(self, acc: Any) -> bool:
-        if acc.num_processes == 1:
-            return self.hit
-        import torch
-
-        flag = torch.tensor(float(self.hit), device=acc.device)  # sync point: every rank must stop together
-        return bool(acc.reduce(flag, "sum").item())
-
-    def restore(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)

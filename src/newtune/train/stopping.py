@@ -4,10 +4,13 @@
 `loss_watchdog_patience` times in a row (default 3) stops the run; a checkpoint is saved so nothing is lost.
 `early_stopping_patience` (transformers' EarlyStoppingCallback on eval_loss): an evaluation that does not
 improve on the best eval loss so far, that many times in a row, ends training normally.
+Ctrl-C (StopFlag): save a checkpoint and stop after the current step.
 """
 
 from __future__ import annotations
 
+import signal
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,3 +52,42 @@ class Stopper:
                                 "evaluations (early_stopping_patience): training ends here")
                     return NO_EVAL_GAIN
         return None
+
+
+class StopFlag:
+    """Ctrl-C asks the loop to save a checkpoint and stop after the current step; a second one aborts.
+
+    Under torchrun (and `accelerate launch`) a worker gets Ctrl-C twice: from the terminal, which signals
+    the whole process group, and from the launcher, which forwards it to its workers at once. So a
+    second SIGINT aborts only when it comes more than REPEAT_S after the first. The launcher kills its
+    workers 30 s after forwarding: the step and the checkpoint must finish within that.
+    """
+
+    REPEAT_S = 1.0
+
+    def __init__(self) -> None:
+        import threading
+
+        self.hit = False
+        self.first = 0.0
+        self.previous = None  # signal handlers can only be set from the main thread
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self.handle)
+
+    def handle(self, *_: Any) -> None:
+        if not self.hit:
+            self.hit, self.first = True, time.monotonic()
+        elif time.monotonic() - self.first > self.REPEAT_S:
+            raise KeyboardInterrupt
+
+    def requested(self, acc: Any) -> bool:
+        if acc.num_processes == 1:
+            return self.hit
+        import torch
+
+        flag = torch.tensor(float(self.hit), device=acc.device)  # sync point: every rank must stop together
+        return bool(acc.reduce(flag, "sum").item())
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
