@@ -5,7 +5,7 @@
 Prints the CPU, this CPU's fp32 matmul peak (measured in the same run, same threads), real tokens/s
 (padding excluded) per mode, peak RSS, and the fraction of peak at 4·N FLOPs/token (LoRA; 6·N full).
 Batches come from the quickstart data through newtune's own plan and collate code, and the model gets
-the same fast paths as `newtune train` (model/kernels.py: per-document attention, fused LoRA layers).
+the same fast paths as `newtune train` (model/patches.py: per-document attention, fused LoRA layers).
 `--levers` adds the same steps without those fast paths (transformers' masked SDPA over padded or
 packed rows, peft's LoRA forward), the HF full-logits loss, and 1 thread; `--compile` adds packed steps
 with each decoder layer compiled (torch.compile; the first step pays the compile). With
@@ -42,7 +42,7 @@ from newtune.data.pack import pack_lengths, packing_efficiency  # noqa: E402
 from newtune.data.pipeline import prepare  # noqa: E402
 from newtune.load import load_config  # noqa: E402
 from newtune.model.adapters import apply_adapter  # noqa: E402
-from newtune.model.kernels import enable_fast_paths  # noqa: E402
+from newtune.model.patches import enable_fast_paths  # noqa: E402
 from newtune.model.load import ensure_embedded_converted, load_model, load_tokenizer_for  # noqa: E402
 from newtune.train import batches as B  # noqa: E402
 from newtune.train.loss import lm_loss_sum, unwrap_model  # noqa: E402

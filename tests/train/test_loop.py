@@ -315,9 +315,9 @@ def test_pretraining_dataset_trains_exactly_max_steps_of_streamed_rows(tiny_run,
 
 @pytest.mark.parametrize("packing", [False, True])
 def test_cpu_fast_paths_train_like_transformers_and_peft(tiny_run, monkeypatch, packing):
-    import newtune.model.kernels as K
+    import newtune.model.patches as K
 
-    # No dropout: flat batches draw dropout masks in another shape (tests/model/test_kernels.py covers it).
+    # No dropout: flat batches draw dropout masks in another shape (tests/model/test_patches.py covers it).
     keys = {"sample_packing": packing, "max_steps": 4, "num_epochs": 2, "lora_dropout": 0.0}
     fast = run_training(*tiny_run(out="fast", **keys))
     assert unwrap_model(fast.model).config._attn_implementation == K.VARLEN

@@ -8,7 +8,7 @@ detection off and lets rows attend across boundaries); `Batch.model_inputs()` do
 
 flash_attention_2 reads packed position_ids only when the batch has one row (transformers'
 `_is_packed_sequence`), and then syncs with the GPU in every layer to find the boundaries. So for it,
-and for newtune's per-document CPU attention (model/kernels.py), `flat_batch` puts all rows in one
+and for newtune's per-document CPU attention (model/patches.py), `flat_batch` puts all rows in one
 unpadded row and passes the boundaries as `cu_seq_lens_q/k` and `max_length_q/k`, computed here on
 the host: no padding, packed or not. Plain SDPA keeps bins as separate rows: one long row would make
 its masked attention cost grow with the square of the whole micro-batch.

@@ -28,7 +28,7 @@ def evaluate_loss(model: Any, ds: Any, cfg: RunConfig, *, pad_id: int, accelerat
     """Token-mean loss over the whole eval set, summed across ranks before dividing."""
     import torch
 
-    from newtune.model.kernels import uses_flat_batches
+    from newtune.model.patches import uses_flat_batches
     from newtune.train.batches import eval_batches
     from newtune.train.loss import lm_loss_sum
 
@@ -78,7 +78,7 @@ def run_evaluate(cfg: RunConfig, console: Any, out: Any = None) -> EvalResult:
 
     from newtune.data.pipeline import prepare
     from newtune.data.tokenizer import tokenizer_for
-    from newtune.model.kernels import enable_fast_paths
+    from newtune.model.patches import enable_fast_paths
     from newtune.train.precision import resolve_precision
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -150,7 +150,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     from newtune.data.preference import prepare_pairs
     from newtune.data.tokenizer import tokenizer_for
     from newtune.model.adapters import apply_adapter
-    from newtune.model.kernels import enable_fast_paths, uses_flat_batches
+    from newtune.model.patches import enable_fast_paths, uses_flat_batches
     from newtune.model.load import load_model
     from newtune.train import distributed, preflight
     from newtune.train import preference as P
@@ -264,19 +264,9 @@ def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> t
 
         record: dict[str, Any] = {}
         if state.step % t.logging_steps == 0 or state.step == sched.total_steps:
-            loss = log_loss / log_steps
-            if acc.num_processes > 1:
-                loss = acc.reduce(loss, "mean")
             now = time.perf_counter()
-            record = {"step": state.step, "epoch": round(state.step / sched.steps_per_epoch, 4),
-                      "loss": loss.item(), "lr": lr, "grad_norm": float(grad_norm),  # sync point: logging steps only
-                      "tokens": state.real_tokens, "trained_tokens": state.tokens,
-                      "tokens_per_s": (state.real_tokens - log_tokens) / max(now - log_time, 1e-9)}
+            record = log_record(run, log_loss / log_steps, lr, grad_norm, (state.real_tokens - log_tokens) / max(now - log_time, 1e-9))
             log_loss, log_steps, log_time, log_tokens = None, 0, now, state.real_tokens
-            if not run.cfg.data.datasets:
-                del record["epoch"]  # a pretraining stream has no epochs: its rows are read once, as they come
-            if run.pref is not None:  # rewards/chosen, rewards/margins, ... over the pairs since the last log
-                record.update(run.pref.take_metrics(acc))
         final = state.step == sched.total_steps
         if sched.evaluates and ((sched.eval_every and state.step % sched.eval_every == 0) or final):
             eval_result = run_eval(run)
@@ -297,6 +287,21 @@ def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> t
         if stopping or run.stopped == NO_EVAL_GAIN:
             break
     return last_ckpt, eval_result
+
+
+def log_record(run: Run, loss: Any, lr: float, grad_norm: Any, tokens_per_s: float) -> dict[str, Any]:
+    """The metrics line of a logging step: `loss` is the mean of this rank's step losses since the last one."""
+    acc, state = run.acc, run.state
+    if acc.num_processes > 1:
+        loss = acc.reduce(loss, "mean")
+    record = {"step": state.step, "epoch": round(state.step / run.sched.steps_per_epoch, 4),
+              "loss": loss.item(), "lr": lr, "grad_norm": float(grad_norm),  # sync point: logging steps only
+              "tokens": state.real_tokens, "trained_tokens": state.tokens, "tokens_per_s": tokens_per_s}
+    if not run.cfg.data.datasets:
+        del record["epoch"]  # a pretraining stream has no epochs: its rows are read once, as they come
+    if run.pref is not None:  # rewards/chosen, rewards/margins, ... over the pairs since the last log
+        record.update(run.pref.take_metrics(acc))
+    return record
 
 
 def optimizer_step(run: Run, chunk: list) -> tuple[Any, Any, float, int, int]:

@@ -1,4 +1,7 @@
-"""Training fast paths written by hand, where transformers and peft leave time on the table on CPU.
+"""newtune's one patch module: the training fast paths written by hand, where transformers and peft leave
+time on the table on CPU. Nothing else in newtune replaces or registers library behaviour (ARCHITECTURE
+rule 7). Written against transformers 5.24 and peft 0.21; each patch below names its reason, its switch, and
+the test in tests/model/test_patches.py that fails once upstream no longer needs it.
 
 1. Per-document causal attention (`VARLEN`, registered in transformers' AttentionInterface).
    transformers runs a packed batch through SDPA with a dense block-diagonal mask: every query row
@@ -9,6 +12,8 @@
    blocks. Splitting with `Tensor.split` keeps the backward to one concatenation (slicing would
    allocate a zero gradient of the whole tensor per document). Without boundaries, or with a KV
    cache, it is transformers' own SDPA (the mask function is SDPA's too), so generation works.
+   A supported hook (AttentionInterface), not a replaced method. Switch: any `attn_implementation` other
+   than sdpa (e.g. eager) keeps transformers' attention. Upstream test: `..._sdpa_still_scores_masked_blocks`.
 
 2. LoRA linear layers as one autograd function. peft computes `base(x) + lora_B(lora_A(drop(x))) *
    scaling`: the scaling, the sum and their backward are three full-size elementwise passes per
@@ -19,7 +24,8 @@
    and hands every other case to peft's forward, checked on each call. Under autocast its inputs
    are cast to the autocast dtype first, as autocast casts a linear layer's. axolotl's
    `lora_mlp_kernel` / `lora_qkv_kernel` / `lora_o_kernel` name its own fused LoRA kernels: here
-   they choose which projections get this function (default: all; false: peft's forward).
+   they choose which projections get this function (default: all; false: peft's forward). This one
+   replaces `forward` on the layer instances. Upstream test: `..._peft_still_scales_and_adds_full_size`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_model
 from newtune.config.adapter import AdapterConfig
 from newtune.model.adapters import apply_adapter
-from newtune.model.kernels import VARLEN, enable_fast_paths, patch_lora_linears, uses_flat_batches
+from newtune.model.patches import VARLEN, enable_fast_paths, patch_lora_linears, uses_flat_batches
 from newtune.train.collate import flat_batch, pack_batch, pad_batch
 from newtune.train.loss import lm_loss_sum, unwrap_model
 from tolerances import assert_close_sums, backward_terms, decoder_terms, rel_tol
@@ -178,7 +178,7 @@ def test_fused_lora_under_autocast_computes_in_the_autocast_dtype():
 
 
 def test_kernel_switches_choose_the_fused_projections():
-    from newtune.model.kernels import unfused_names
+    from newtune.model.patches import unfused_names
 
     cfg = AdapterConfig(adapter="lora", lora_target_linear=True, lora_mlp_kernel=False)
     model = lora_model()
@@ -192,7 +192,7 @@ def test_kernel_switches_choose_the_fused_projections():
 
 def test_fused_lora_breaks_if_the_formula_breaks(monkeypatch):
     """The equality tests above compare against peft, so a wrong fused formula must show up there."""
-    import newtune.model.kernels as K
+    import newtune.model.patches as K
 
     model = lora_model()
     batch = pad_batch(rows(), pad_id=0)
@@ -206,3 +206,53 @@ def test_fused_lora_breaks_if_the_formula_breaks(monkeypatch):
     patch_lora_linears(model)
     with pytest.raises(AssertionError):
         assert_same(loss_and_grads(model, batch), reference)
+
+
+# The reasons for the patches, checked against the libraries: when one of these fails, upstream has done
+# what the patch does, and the patch should go (ARCHITECTURE rule 7).
+
+def test_upstream_sdpa_still_scores_masked_blocks(monkeypatch):
+    """Why per-document attention: transformers runs a packed batch through SDPA with one dense mask over
+    the whole bin (T × T scores per head, most of them masked), not document by document."""
+    import transformers.integrations.sdpa_attention as sdpa
+
+    calls = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def record(q, k, v, attn_mask=None, **kw):
+        calls.append((q.shape[-2], k.shape[-2], None if attn_mask is None else tuple(attn_mask.shape[-2:])))
+        return real(q, k, v, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(sdpa.torch.nn.functional, "scaled_dot_product_attention", record)
+    model = tiny_model(VOCAB).eval()
+    model.set_attn_implementation("sdpa")
+    batch = pack_batch([rows((9, 5, 17))], pad_id=0)
+    with torch.no_grad():
+        model(**batch.model_inputs())  # what the loop gives a model without the patch
+    width = batch.input_ids.shape[1]
+    assert calls and all(call == (width, width, (width, width)) for call in calls), calls
+
+
+def test_upstream_peft_still_scales_and_adds_full_size():
+    """Why fused LoRA: peft's LoRA Linear forward still runs the scaling and the sum as separate passes
+    over the full-size output (the fused function folds them into the matmuls)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class FullSize(TorchDispatchMode):
+        def __init__(self, shape):
+            super().__init__()
+            self.shape, self.ops = shape, []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor) and tuple(out.shape) == self.shape:
+                self.ops.append(func.overloadpacket.__name__)
+            return out
+
+    model = lora_model(lora_dropout=0.0)
+    layer = next(m for n, m in model.named_modules() if n.endswith("q_proj") and hasattr(m, "lora_A"))
+    x = torch.randn(3, 7, layer.in_features)
+    mode = FullSize((3, 7, layer.out_features))
+    with torch.no_grad(), mode:
+        layer(x)
+    assert "mul" in mode.ops and "add" in mode.ops, mode.ops
