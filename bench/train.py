@@ -42,8 +42,8 @@ from newtune.data.pack import pack_lengths, packing_efficiency  # noqa: E402
 from newtune.data.pipeline import prepare  # noqa: E402
 from newtune.load import load_config  # noqa: E402
 from newtune.model.adapters import apply_adapter  # noqa: E402
-from newtune.model.patches import enable_fast_paths  # noqa: E402
 from newtune.model.load import ensure_embedded_converted, load_model, load_tokenizer_for  # noqa: E402
+from newtune.model.patches import enable_fast_paths  # noqa: E402
 from newtune.train import batches as B  # noqa: E402
 from newtune.train.loss import lm_loss_sum, unwrap_model  # noqa: E402
 from newtune.train.optim import build_optimizer  # noqa: E402

@@ -150,8 +150,8 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     from newtune.data.preference import prepare_pairs
     from newtune.data.tokenizer import tokenizer_for
     from newtune.model.adapters import apply_adapter
-    from newtune.model.patches import enable_fast_paths, uses_flat_batches
     from newtune.model.load import load_model
+    from newtune.model.patches import enable_fast_paths, uses_flat_batches
     from newtune.train import distributed, preflight
     from newtune.train import preference as P
     from newtune.train.optim import build_optimizer, build_scheduler
