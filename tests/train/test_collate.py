@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newtune.train.collate import document_starts, pack_batch, pad_batch, step_token_count
+from newtune.train.collate import pack_batch, pad_batch
 
 A = {"input_ids": [1, 10, 11, 12], "labels": [-100, -100, 11, 12]}
 B = {"input_ids": [1, 20, 21], "labels": [1, 20, 21]}
@@ -25,10 +25,10 @@ def test_pad_batch_right_pads_with_masked_labels():
     assert b.trained_positions.tolist() == [1, 2, 4, 5]  # flat b*T + t whose label at t+1 is trained
 
 
-def test_pad_to_sequence_len_and_multiple():
+def test_pad_to_sequence_len():
     b = pad_batch([C], pad_id=7, pad_to=5)
     assert b.input_ids.tolist() == [[1, 30, 7, 7, 7]] and b.labels.tolist() == [[-100, 30, -100, -100, -100]]
-    assert pad_batch([A, C], pad_id=0, multiple_of=8).input_ids.shape == (2, 8)
+    assert pad_batch([A, C], pad_id=0).input_ids.shape == (2, 4)  # without pad_to: the longest row
     with pytest.raises(ValueError, match="does not fit pad_to=3"):
         pad_batch([A], pad_id=0, pad_to=3)
 
@@ -53,13 +53,14 @@ def test_pack_batch_without_pad_to_uses_longest_bin():
     assert b.position_ids.tolist() == [[0, 1, 2, 3, 0], [0, 1, 2, 0, 1]]
 
 
-def test_step_token_count_sums_micro_batches():
-    assert step_token_count([pad_batch([A], 0), pad_batch([B, C], 0)]) == 2 + 3
-
-
 def test_bad_rows_raise():
     with pytest.raises(ValueError, match="equal length"):
         pad_batch([{"input_ids": [1, 2], "labels": [1]}], pad_id=0)
+
+
+def document_starts(position_ids) -> list[int]:
+    """Where each packed row (or the trailing padding block) begins: every index whose position is 0."""
+    return np.flatnonzero(np.asarray(position_ids) == 0).tolist()
 
 
 rows_strategy = st.lists(

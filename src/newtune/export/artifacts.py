@@ -92,3 +92,15 @@ def training_chat_template(data: DataConfig, ds: DatasetConfig, tokenizer: Any) 
 
     setup = chat_setup(ds, data, tokenizer)
     return setup.template.source, list(setup.rules.eot_tokens or [])
+
+
+def trained_tokenizer(trained: Path, cfg: RunConfig) -> Any:
+    """The tokenizer saved beside the trained weights (with the tokens and template training used), else the
+    base model's."""
+    if (trained / "tokenizer_config.json").exists():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(trained)
+    from newtune.model.load import load_tokenizer_for
+
+    return load_tokenizer_for(cfg.model)

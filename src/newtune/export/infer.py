@@ -10,7 +10,7 @@ from typing import Any
 
 from newtune.config.run import RunConfig
 from newtune.errors import ModelError
-from newtune.export.artifacts import describe_prompt_format, read_prompt_format
+from newtune.export.artifacts import describe_prompt_format, read_prompt_format, trained_tokenizer
 from newtune.export.prompt import Turn, prompt_ids
 from newtune.feedback import Waiting
 
@@ -104,7 +104,7 @@ def resolve_task_id(cfg: RunConfig, task_id: int | None) -> int:
 
 def load_for_inference(cfg: RunConfig, console: Any, *, base: bool) -> tuple[Any, Any, dict]:
     """(model in eval mode, tokenizer, prompt format) from output_dir, or the base model with `base`."""
-    from newtune.model.load import load_model, load_tokenizer_for
+    from newtune.model.load import load_model
 
     trained = Path(cfg.train.output_dir)
     has_adapter = (trained / "adapter_config.json").exists()
@@ -112,7 +112,7 @@ def load_for_inference(cfg: RunConfig, console: Any, *, base: bool) -> tuple[Any
     if not base and not (has_adapter or has_full):
         raise ModelError("output_dir", f"{trained} holds no trained model (no adapter_config.json or config.json)",
                          "run `newtune train CONFIG` first, or pass --base to answer with the base model")
-    tokenizer = load_tokenizer_from(trained) if (trained / "tokenizer_config.json").exists() else load_tokenizer_for(cfg.model)
+    tokenizer = trained_tokenizer(trained, cfg)
     fmt = read_prompt_format(trained)
     if fmt is None:
         fmt = describe_prompt_format(cfg.data, tokenizer)
@@ -137,11 +137,6 @@ def load_for_inference(cfg: RunConfig, console: Any, *, base: bool) -> tuple[Any
     model.eval()
     return model, tokenizer, fmt
 
-
-def load_tokenizer_from(d: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(d)
 
 
 def load_full(d: Path, dtype: Any, trust_remote_code: bool) -> Any:

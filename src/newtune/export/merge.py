@@ -10,19 +10,19 @@ from typing import Any
 
 from newtune.config.run import RunConfig
 from newtune.errors import ModelError
-from newtune.export.artifacts import CONFIG_FILE, PROMPT_FORMAT_FILE
+from newtune.export.artifacts import CONFIG_FILE, PROMPT_FORMAT_FILE, trained_tokenizer
 
 
 def run_merge(cfg: RunConfig, console: Any, out_dir: Path | None) -> Path:
     """Write base + adapter merged to out_dir (default output_dir/merged), atomically; returns it."""
     from peft import PeftModel
 
-    from newtune.model.load import load_model, load_tokenizer_for
+    from newtune.model.load import load_model
 
     trained = Path(cfg.train.output_dir)
     check_adapter(trained)
     target = Path(out_dir) if out_dir is not None else trained / "merged"
-    tokenizer = load_tokenizer_from(trained) if (trained / "tokenizer_config.json").exists() else load_tokenizer_for(cfg.model)
+    tokenizer = trained_tokenizer(trained, cfg)
     # QLoRA trained against 4-bit weights; the merge goes into the full-precision base
     model_cfg = cfg.model.model_copy(update={"load_in_4bit": False, "load_in_8bit": False})
     base = load_model(model_cfg, tokenizer, dtype=merge_dtype(cfg))
@@ -71,8 +71,3 @@ def merge_dtype(cfg: RunConfig) -> Any:
         return torch.float16
     return torch.float32
 
-
-def load_tokenizer_from(d: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(d)

@@ -77,13 +77,11 @@ class Batch:
                        trained_positions=move(self.trained_positions), varlen=varlen, task_ids=move(self.task_ids))
 
 
-def _target_len(longest: int, pad_to: int | None, multiple_of: int | None) -> int:
+def _target_len(longest: int, pad_to: int | None) -> int:
     if pad_to is not None:
         if longest > pad_to:
             raise ValueError(f"a sequence of {longest} tokens does not fit pad_to={pad_to}")
         return pad_to
-    if multiple_of:
-        return -(-longest // multiple_of) * multiple_of
     return longest
 
 
@@ -101,14 +99,13 @@ def _trained_positions(labels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(b * labels.shape[1] + t)
 
 
-def pad_batch(rows: Sequence[Row], pad_id: int, pad_to: int | None = None, multiple_of: int | None = None) -> Batch:
+def pad_batch(rows: Sequence[Row], pad_id: int, pad_to: int | None = None) -> Batch:
     """Right-padded batch: pad_id and label -100 after each row, attention_mask 0 there.
 
-    `pad_to` (pad_to_sequence_len) pads every batch to one fixed length; else to the longest row,
-    rounded up to `multiple_of` if given.
+    `pad_to` (pad_to_sequence_len) pads every batch to one fixed length; else to the longest row.
     """
     pairs = [_check(r) for r in rows]
-    width = _target_len(max(len(i) for i, _ in pairs), pad_to, multiple_of)
+    width = _target_len(max(len(i) for i, _ in pairs), pad_to)
     ids = np.full((len(pairs), width), pad_id, dtype=np.int64)
     labels = np.full((len(pairs), width), IGNORE, dtype=np.int64)
     mask = np.zeros((len(pairs), width), dtype=np.int64)
@@ -120,7 +117,7 @@ def pad_batch(rows: Sequence[Row], pad_id: int, pad_to: int | None = None, multi
 
 
 def pack_batch(bins: Sequence[Sequence[Row]], pad_id: int, pad_to: int | None = None,
-               multiple_of: int | None = None, flatten: bool = False) -> Batch:
+               flatten: bool = False) -> Batch:
     """Each bin's rows concatenated into one sequence; position_ids restart at 0 for every row.
 
     Each row's first label is -100, so no row's first token is the target of the previous row's
@@ -129,14 +126,14 @@ def pack_batch(bins: Sequence[Sequence[Row]], pad_id: int, pad_to: int | None = 
     `flatten=True`: all bins' rows in one row of shape (1, tokens), no padding (see `flat_batch`).
     """
     if flatten:
-        width = pad_to or _target_len(max(sum(len(r["input_ids"]) for r in rows) for rows in bins), None, multiple_of)
+        width = pad_to or max(sum(len(r["input_ids"]) for r in rows) for rows in bins)
         return flat_batch([r for rows in bins for r in rows], width=width)
     seqs = []
     for rows in bins:
         pairs = [_check(r) for r in rows]
         seqs.append((np.concatenate([i for i, _ in pairs]), np.concatenate([lab for _, lab in pairs]),
                      [len(i) for i, _ in pairs]))
-    width = _target_len(max(len(s[0]) for s in seqs), pad_to, multiple_of)
+    width = _target_len(max(len(s[0]) for s in seqs), pad_to)
     ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
     labels = np.full((len(seqs), width), IGNORE, dtype=np.int64)
     pos = np.empty((len(seqs), width), dtype=np.int64)
@@ -174,17 +171,3 @@ def flat_batch(rows: Sequence[Row], width: int | None = None) -> Batch:
     return Batch(torch.from_numpy(ids), torch.from_numpy(labels), None, torch.from_numpy(pos),
                  trained_positions=where, n_trained=len(where), n_tokens=int(lengths.sum()), varlen=varlen,
                  layout_width=width)
-
-
-def document_starts(position_ids: Sequence[int] | np.ndarray) -> list[int]:
-    """Where each packed row (or the trailing padding block) begins: every index whose position is 0."""
-    return np.flatnonzero(np.asarray(position_ids) == 0).tolist()
-
-
-def step_token_count(micro_batches: Sequence[Batch]) -> int:
-    """Trained tokens over all micro-batches of one optimizer step: the loss divisor.
-
-    Dividing each micro-batch's loss *sum* by this total makes accumulation exact: 4 micro-batches
-    of 1 row give the gradient of 1 micro-batch of 4 rows. (Across ranks, all-reduce this sum.)
-    """
-    return sum(b.n_trained for b in micro_batches)
