@@ -113,32 +113,45 @@ def encode_pairs(pairs: list[Pair], tok: Any, sequence_len: int) -> tuple[dict[s
 
 
 def pair_batches(entries: list[DatasetConfig], data: DataConfig, tok: Any, stats: PartStats,
-                 ) -> Iterator[dict[str, list]]:
-    """Encoded, filtered columns per source batch, in order; `stats` counts what happened."""
-    for ds in entries:
-        for batch in iter_batches(ds):
-            stats.rows_in += len(batch.rows)
-            pairs = [format_pair(row, ds, where) for row, where in zip(batch.rows, batch.where, strict=True)]
-            pairs, where = fit_pairs(pairs, batch.where, data, tok, stats)
-            cols, keep = encode_pairs(pairs, tok, data.sequence_len)
-            if len(keep) < len(pairs):
-                stats.drop(f"prompt fills sequence_len {data.sequence_len}", len(pairs) - len(keep))
-            for i in keep:
-                if pairs[i].chosen == pairs[i].rejected:  # counted as "nothing to train": the pair's loss is flat
-                    stats.zero_trainable += 1
-                    if len(stats.zero_trainable_rows) < SHOWN:
-                        stats.zero_trainable_rows.append(where[i])
-            yield cols
+                 label: str = "datasets") -> Iterator[dict[str, list]]:
+    """Encoded, filtered columns per source batch, in order; `stats` counts what happened. An entry that gives no
+    rows is an error; with several entries, errors lead with `datasets[i]` and the entry's path."""
+    from newtune.data.entries import located, no_rows
+
+    for i, ds in enumerate(entries):
+        rows_before = stats.rows_in
+        try:
+            yield from entry_pair_batches(ds, data, tok, stats)
+        except DataError as e:
+            raise (located(e, f"{label}[{i}]", ds) if len(entries) > 1 else e) from None
+        if stats.rows_in == rows_before:
+            raise DataError(f"{label}[{i}] {ds.path}", no_rows(ds), "add rows to it, or remove this entry from " + label)
 
 
-def write_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, path: Path) -> PartStats:
+def entry_pair_batches(ds: DatasetConfig, data: DataConfig, tok: Any, stats: PartStats) -> Iterator[dict[str, list]]:
+    for batch in iter_batches(ds):
+        stats.rows_in += len(batch.rows)
+        pairs = [format_pair(row, ds, where) for row, where in zip(batch.rows, batch.where, strict=True)]
+        pairs, where = fit_pairs(pairs, batch.where, data, tok, stats)
+        cols, keep = encode_pairs(pairs, tok, data.sequence_len)
+        if len(keep) < len(pairs):
+            stats.drop(f"prompt fills sequence_len {data.sequence_len}", len(pairs) - len(keep))
+        for i in keep:
+            if pairs[i].chosen == pairs[i].rejected:  # counted as "nothing to train": the pair's loss is flat
+                stats.zero_trainable += 1
+                if len(stats.zero_trainable_rows) < SHOWN:
+                    stats.zero_trainable_rows.append(where[i])
+        yield cols
+
+
+def write_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, path: Path, label: str = "datasets") -> PartStats:
     import pyarrow as pa
 
     stats = PartStats()
     ints = pa.list_(pa.int32())
     schema = pa.schema([(c, ints) for c in COLUMNS] + [("length", pa.int32())])
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-        for cols in pair_batches(entries, data, tok, stats):
+        for cols in pair_batches(entries, data, tok, stats, label):
             if not cols["prompt_ids"]:
                 continue
             lengths = [min(len(p) + max(len(c), len(r)), data.sequence_len)
@@ -153,10 +166,14 @@ def write_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, path: P
 
 def build(data: DataConfig, tok: Any, directory: Path) -> dict:
     train = write_part(data.datasets, data, tok, directory / cache.ROWS_FILE)
-    test = write_part(data.test_datasets, data, tok, directory / EVAL_FILE) if data.test_datasets else None
+    test = write_part(data.test_datasets, data, tok, directory / EVAL_FILE, "test_datasets") if data.test_datasets else None
     if train.rows_out == 0:
         reasons = ", ".join(f"{n} {r}" for r, n in train.dropped.items()) or "the datasets are empty"
         raise DataError("datasets", f"no preference pairs left ({reasons})", "check the dataset paths and sequence_len")
+    if train.zero_trainable == train.rows_out:
+        raise DataError("datasets", f"no pair teaches anything: in all {train.rows_out} pairs chosen equals rejected "
+                        f"(e.g. {', '.join(train.zero_trainable_rows)})",
+                        "check which fields the dataset type reads as chosen and rejected")
     return {"train": asdict(train), "test": asdict(test) if test else None}
 
 
