@@ -197,10 +197,14 @@ def _packaged_dataset(kind: str, files: list[Path], ds: Any) -> Any:
     if kind == "arrow" and all(_is_stream_arrow(f) for f in files):
         return datasets.concatenate_datasets([datasets.Dataset.from_file(str(f)) for f in files])
     builder = {"jsonl": "json"}.get(kind, kind)
+    level = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its readers log the error we raise below
     try:
         return datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train")
     except Exception as e:  # the reader's own message is the most useful thing to show
         raise read_error(e, kind, files, ds.path) from None
+    finally:
+        datasets.logging.set_verbosity(level)
 
 
 def read_error(e: BaseException, kind: str, files: list[Path], path: str) -> DataError:
