@@ -18,8 +18,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, raw
     cfg = load_keys(path, overrides, raw, check_datasets=check_datasets)
     written = {"output_dir": cfg.train.output_dir, "dataset_prepared_path": cfg.data.dataset_prepared_path}
     problems = [p for key, value in written.items() if (p := directory_problem(key, value))]
-    read = {"base_model": cfg.model.base_model, "base_model_config": cfg.model.base_model_config,
-            "tokenizer_config": cfg.model.tokenizer_config}
+    # base_model_config may name a config.json file itself (AutoConfig reads one): only its existence is checked
+    read = {"base_model": cfg.model.base_model, "tokenizer_config": cfg.model.tokenizer_config}
     problems += [p for key, value in read.items() if (p := model_source_problem(key, value))]
     if problems:
         raise ConfigError(str(path) if path is not None else "config", problems)

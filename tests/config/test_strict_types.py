@@ -35,6 +35,7 @@ def test_what_axolotl_configs_write_is_accepted(tmp_path):
     assert cfg.adapter.lora_alpha == 0.5 and cfg.train.micro_batch_size == 2 and cfg.train.num_epochs == 0.5
     assert load_text(tmp_path, DS + "val_set_size: 100\n").data.val_set_size == 100
     assert load_text(tmp_path, DS + "val_set_size: 100.0\nseed: 4294967295\n").train.seed == 2**32 - 1
+    assert load_text(tmp_path, DS + "max_steps: -1\n").train.max_steps is None  # HF Trainer's "no limit"
 
 
 def test_yaml_booleans_infinities_and_fractional_counts_are_refused(tmp_path):
@@ -46,6 +47,10 @@ def test_yaml_booleans_infinities_and_fractional_counts_are_refused(tmp_path):
         "adam_epsilon: Input should be a finite number (got nan)"]
     assert problems_of(tmp_path, DS + "val_set_size: 1.5\n") == [
         "val_set_size: 1.5 is neither a fraction below 1 (0.05: 5% of the rows) nor a whole row count (100) (got 1.5)"]
+    assert problems_of(tmp_path, DS + "eval_steps: 0.1\nmax_steps: 0\n") == [
+        "max_steps: Input should be greater than or equal to 1 (got 0)",
+        "eval_steps: 0.1 as a fraction of the run's steps (axolotl, HF Trainer) is not supported by newtune yet; "
+        "give a step count, or use evals_per_epoch (got 0.1)"]
     assert problems_of(tmp_path, DS + "seed: -1\n") == ["seed: Input should be greater than or equal to 0 (got -1)"]
     assert problems_of(tmp_path, DS + "special_tokens:\n  eos_token: ' '\n") == [
         "special_tokens.eos_token: empty text; give a value or remove the key (got ' ')"]

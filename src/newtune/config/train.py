@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from newtune.config.base import NonEmptyStr, Section
 
@@ -99,3 +99,17 @@ class TrainConfig(Section):
     mlflow_experiment_name: str | None = None
     mlflow_run_name: str | None = None
     strict: bool | None = Field(None, description="Accepted for axolotl compatibility; newtune is always strict.")
+
+    @field_validator("max_steps", mode="before")
+    @classmethod
+    def _minus_one_is_no_limit(cls, v: Any) -> Any:
+        return None if v == -1 and not isinstance(v, bool) else v  # HF Trainer's default: -1, no step limit
+
+    @field_validator("eval_steps", "save_steps", mode="before")
+    @classmethod
+    def _no_fraction_of_the_run(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, float) and 0 < v < 1:
+            per_epoch = "evals_per_epoch" if info.field_name == "eval_steps" else "saves_per_epoch"
+            raise ValueError(f"{v} as a fraction of the run's steps (axolotl, HF Trainer) is not supported by newtune "
+                             f"yet; give a step count, or use {per_epoch}")
+        return v
