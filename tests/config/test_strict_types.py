@@ -75,6 +75,11 @@ def test_a_bare_override_is_true_only_for_a_true_false_key():
             extra_overrides(argv)
 
 
+def test_spaces_around_an_override_equals_sign_are_not_part_of_the_key():
+    cfg = load_config(None, ["learning_rate = 3e-4"], raw={"datasets": [{"path": "d.jsonl", "type": "alpaca"}]})
+    assert cfg.train.learning_rate == 3e-4
+
+
 def test_a_broken_yaml_override_value_is_a_problem_not_a_crash():
     with pytest.raises(ConfigError) as e:
         load_config(None, ["learning_rate=[1"], raw={"datasets": [{"path": "d.jsonl", "type": "alpaca"}]})

@@ -129,6 +129,7 @@ def apply_override(data: dict, item: str) -> list[str]:
     if "=" not in item:
         return [f"override '{item}': expected key=value"]
     key, _, text = item.partition("=")
+    key = key.strip()  # `--set "lr = 1e-4"`: the spaces around = are not part of the key
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError as e:

@@ -25,7 +25,7 @@ EMBEDDED_NAME = "embedded:smollm2-135m-instruct"  # the one embedded model (newt
 
 def check_base_model(v: str | None) -> str | None:
     """An `embedded:` name newtune does not ship is a typo of the one it does."""
-    if v is not None and v.startswith("embedded:") and v != EMBEDDED_NAME:
+    if v is not None and (v == "embedded" or v.startswith("embedded:")) and v != EMBEDDED_NAME:
         raise ValueError(f"unknown embedded model '{v}'; the embedded model is '{EMBEDDED_NAME}' "
                          "(or omit base_model to use it)")
     return v
