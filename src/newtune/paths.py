@@ -22,8 +22,9 @@ def directory_problem(key: str, value: str | None) -> str | None:
     blocker = blocking_file(Path(value))
     if blocker is None:
         return None
-    at = "is a file" if blocker == Path(value).expanduser() else f"passes through {blocker}, which is a file"
-    return f"{key}: {value} {at}; newtune writes a directory there: choose another path, or move the file"
+    if blocker == Path(value).expanduser():
+        return f"{key}: {value} is a file, not a directory; newtune writes a directory there: choose another path"
+    return f"{key}: {value} cannot be created: {blocker} is a file; choose another path, or move the file"
 
 
 GGUF_MAGIC = b"GGUF"

@@ -104,7 +104,7 @@ def check_dump(path: Path, data: Any, protected: Iterable[Path] = ()) -> None:
         raise NewtuneError(f"--dump {path}", "is a directory; --dump takes a file name", "e.g. --dump rows.jsonl")
     blocker = blocking_file(path.parent)
     if blocker is not None:
-        raise NewtuneError(f"--dump {path}", f"passes through {blocker}, which is a file", "choose another path")
+        raise NewtuneError(f"--dump {path}", f"cannot be created: {blocker} is a file", "choose another path")
     if not path.exists():
         return
     read = [*protected]
