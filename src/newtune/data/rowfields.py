@@ -74,13 +74,17 @@ def opt(row: Mapping[str, Any], key: str, where: str = "") -> str:
     raise wrong_type(key, value, "text", where)
 
 
-def flag(row: Mapping[str, Any], key: str, where: str = "") -> bool | None:
-    """row[key] as a strict boolean: true or false (JSON), or null; "no", 0 and 1 are refused."""
+def flag(row: Mapping[str, Any], key: str, where: str = "", weights: bool = False) -> bool | None:
+    """row[key] as a strict boolean: true or false (JSON), or null; "no" is refused. `weights`: 0 and 1 too
+    (axolotl's per-message `weight` convention)."""
     value = row.get(key)
     if value is None or type(value) is bool:
         return value
-    raise DataError(where, f"field '{key}' must be true or false, got {type(value).__name__} {_shown(value)}",
-                    "write the flag as a JSON boolean (true/false), not a string or number")
+    if weights and type(value) in (int, float) and value in (0, 1):
+        return bool(value)
+    allowed = "true or false (or 0/1)" if weights else "true or false"
+    raise DataError(where, f"field '{key}' must be {allowed}, got {type(value).__name__} {_shown(value)}",
+                    "write the flag as a JSON boolean (true/false), not a string" + ("" if weights else " or number"))
 
 
 def items(row: Mapping[str, Any], key: str, where: str = "") -> list[Any]:

@@ -246,7 +246,7 @@ def to_message(raw: Mapping[str, Any], keys: MessageKeys, where: str = "") -> Me
         raise rf.missing(raw, keys.content, where, mapping_hint(raw, keys))
     elif content is not None and not isinstance(content, str):
         raise rf.wrong_type(keys.content, content, "text (or a list of content parts)", where)
-    train = rf.flag(raw, keys.training, where) if keys.training else None
+    train = rf.flag(raw, keys.training, where, weights=True) if keys.training else None
     extra = {k: v for k, v in raw.items() if v is not None and k not in keys.skip}
     for prop, field in keys.other:
         if raw.get(field) is not None:
