@@ -17,6 +17,7 @@ from newtune.data.formats import (
     jeopardy,
     metharme,
     oasst,
+    orcamini,
     pretokenized,
     pygmalion,
     reflection,
@@ -46,6 +47,7 @@ FORMATS: dict[str, Format] = {
     **alpaca.TYPES, **alpaca_chat.TYPES, **alpaca_w_system.TYPES, **jeopardy.TYPES, **oasst.TYPES,
     **gpteacher.TYPES, **reflection.TYPES, **explainchoice.TYPES, **concisechoice.TYPES, **summarizetldr.TYPES,
     **context_qa.TYPES, **creative_acr.TYPES, **metharme.TYPES, **pygmalion.TYPES, **user_defined.TYPES,
+    **orcamini.TYPES,
 }
 # Rows given with no `type:` hold input_ids (and labels) already.
 PRETOKENIZED = Format(pretokenized.to_tokens, "tokens", FormatOptions, "rows with input_ids (and labels), no type:")

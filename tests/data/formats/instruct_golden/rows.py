@@ -102,6 +102,7 @@ CASES: list[tuple[str, dict, list[dict]]] = [
     ("alpaca_w_system_instruct", {"type": "alpaca_w_system.load_instruct"}, W_SYSTEM),
     ("alpaca_w_system_open_orca", {"type": "alpaca_w_system.load_open_orca"}, OPEN_ORCA),
     ("alpaca_w_system_open_orca_chatml", {"type": "alpaca_w_system.load_open_orca_chatml"}, OPEN_ORCA),
+    ("orcamini", {"type": "orcamini"}, OPEN_ORCA),
     ("jeopardy", {"type": "jeopardy"}, JEOPARDY),
     ("jeopardy_chat", {"type": "jeopardy:chat"}, JEOPARDY),
     ("oasst", {"type": "oasst"}, OASST),
