@@ -101,3 +101,10 @@ def test_preprocess_never_imports_torch(tmp_path, smol_tok_dir, mistral_tok_dir)
     for name, base in (("embedded", None), ("mistral", str(mistral_tok_dir))):
         preprocess_modules(tmp_path, name + "-first", base, "alpaca", ALPACA_ROW)
         assert preprocess_modules(tmp_path, name, base, "alpaca", ALPACA_ROW) == [], name
+
+
+def test_no_source_file_over_400_lines():
+    """A module that grows past 400 lines holds more than one concern: split it (ARCHITECTURE §1)."""
+    long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert long == {}

@@ -153,9 +153,9 @@ def test_pretraining_stream_packs_like_axolotl(mistral_tok):
 
 
 def test_dataset_processes_give_the_same_rows_and_errors(tmp_path, mistral_tok, monkeypatch):
-    from newtune.data import pipeline, sources
+    from newtune.data import executors, sources
 
-    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(executors, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(sources, "BATCH", 7)
     rows = [io_row(f"question {i}", f" answer {i}") for i in range(50)]
     path = write_jsonl(tmp_path / "d.jsonl", rows)
@@ -187,7 +187,7 @@ def test_pretraining_stream_reads_skips_and_names_bad_rows(tmp_path, mistral_tok
 
 @pytest.mark.parametrize("kind", ["alpaca", "chat_template"])
 def test_sequence_len_below_the_prompt_format_is_refused_before_encoding(tmp_path, smol_tok, kind):
-    from newtune.data.pipeline import template_tokens
+    from newtune.data.room import template_tokens
     from newtune.data.rowcodec import format_context
 
     if kind == "alpaca":
@@ -208,7 +208,7 @@ def test_sequence_len_below_the_prompt_format_is_refused_before_encoding(tmp_pat
 
 
 def test_formats_without_a_template_have_no_floor(tmp_path, mistral_tok):
-    from newtune.data.pipeline import template_tokens
+    from newtune.data.room import template_tokens
     from newtune.data.rowcodec import format_context
 
     path = write_jsonl(tmp_path / "d.jsonl", [io_row("Q", " A")])

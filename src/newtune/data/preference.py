@@ -189,7 +189,8 @@ def check_types(data: DataConfig) -> None:
 
 def prepare_pair_rows(data: DataConfig, tok: Any, *, seed: int, console: Any = None) -> Any:
     """Encode (or reuse the cache), shuffle and split: PreparedRows whose Arrow rows hold the pair columns."""
-    from newtune.data.pipeline import PreparedRows, Rows, Summary, shuffle_split, source_identities
+    from newtune.data.pipeline import source_identities
+    from newtune.data.rows import PreparedRows, Rows, Summary, shuffle_split
     from newtune.data.tokenizer import fingerprint
 
     start = time.perf_counter()
@@ -218,7 +219,7 @@ def prepare_pair_rows(data: DataConfig, tok: Any, *, seed: int, console: Any = N
 
 def prepare_pairs(data: DataConfig, tok: Any, *, seed: int, console: Any = None) -> Any:
     """As prepare_pair_rows, as memory-mapped `datasets.Dataset`s (for training)."""
-    from newtune.data.pipeline import PreparedData
+    from newtune.data.rows import PreparedData
 
     rows = prepare_pair_rows(data, tok, seed=seed, console=console)
     return PreparedData(rows.train.to_dataset(), rows.eval.to_dataset() if rows.eval else None, rows.summary)
