@@ -11,7 +11,8 @@ TOKENIZER_DIR is the SmolLM2-135M-Instruct tokenizer saved as an HF directory (a
 smol_tok_dir builds it). For every case below, axolotl's config validation (load_cfg) and tokenizer
 loading (load_tokenizer, which applies `tokens:`) run as in `axolotl preprocess`; each dataset entry
 gets the strategy axolotl's dataset wrapper gets (prompt_strategies.load) and each row goes through
-its tokenize_prompt (a batch of one row, as dataset.map(batched=True) calls it). A row axolotl refuses is recorded with its error. tests/data/templates/ replays
+its tokenize_prompt (a batch of one row, as dataset.map(batched=True) calls it). A row axolotl refuses is recorded
+with its error. tests/data/templates/ replays
 every case through newtune.
 """
 

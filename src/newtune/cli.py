@@ -29,7 +29,8 @@ console = Console(stderr=True)
 out = Console()
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
 ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False, metavar="CONFIG")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a config key: key=value (repeatable). Also: --key value.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE",
+                                                  help="Override a config key: key=value (repeatable). Also: --key value.")]
 
 
 def version_callback(value: bool) -> None:
@@ -219,7 +220,8 @@ def train(
     ctx: typer.Context,
     config: ConfigArg,
     set_: SetOpt = None,
-    nproc: Annotated[int | None, typer.Option(min=1, help="Start N processes on this machine (torch's elastic launcher; gloo on CPU, nccl on GPUs).")] = None,
+    nproc: Annotated[int | None, typer.Option(
+        min=1, help="Start N processes on this machine (torch's elastic launcher; gloo on CPU, nccl on GPUs).")] = None,
     nnodes: Annotated[int, typer.Option(min=1, help="Nodes of a multi-node run: the same command on each, with --rdzv-endpoint.")] = 1,
     rdzv_endpoint: Annotated[str | None, typer.Option(help="HOST:PORT where the nodes meet (one node's address).")] = None,
     rdzv_timeout: Annotated[int, typer.Option(min=1, help="Seconds to wait for all nodes to join.")] = 600,

@@ -54,8 +54,9 @@ def model_not_found(key: str, value: str) -> tuple[str, str, str]:
 
 
 def model_source_problem(key: str, value: str | None) -> str | None:
-    """`base_model` / `tokenizer_config` naming an existing local path that cannot be a model: a file that is not a .gguf (model.safetensors instead of its directory), a .gguf that is not GGUF
-    (a git-lfs pointer), a directory named .gguf. A missing path is not one (it may be made later; check warns)."""
+    """`base_model` / `tokenizer_config` naming an existing local path that cannot be a model: a file that is not
+    a .gguf (model.safetensors instead of its directory), a .gguf that is not GGUF (a git-lfs pointer), a
+    directory named .gguf. A missing path is not one (it may be made later; check warns)."""
     if not value or value.startswith("embedded:") or model_path_missing(value):
         return None
     path = Path(value).expanduser()

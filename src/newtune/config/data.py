@@ -154,7 +154,8 @@ class DataConfig(Section):
     )
     val_set_size: float = Field(0.0, ge=0, description="Eval split: a fraction (<1) or a row count (>=1).")
     train_on_inputs: bool = Field(False, description="Also train on prompt tokens.")
-    chat_template: str | None = Field(None, description="tokenizer_default, jinja, a named template (chatml, llama3, ...), tokenizer_default_fallback_<name>.")
+    chat_template: str | None = Field(
+        None, description="tokenizer_default, jinja, a named template (chatml, llama3, ...), tokenizer_default_fallback_<name>.")
     chat_template_jinja: str | None = Field(None, description="Inline Jinja or a path to a .jinja file.")
     default_system_message: str | None = Field(None, description="System message used when a row has none.")
     eot_tokens: list[str] | None = Field(None, description="End-of-turn tokens for train_on_eot.")

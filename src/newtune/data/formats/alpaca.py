@@ -32,7 +32,9 @@ def alpaca_instruct_no_prompt(row: Row, opts: StyledOptions, ctx: FormatContext)
 
 
 TYPES = {
-    "alpaca": Format(alpaca, "segments", StyledOptions, "instruction/input/output; the style after ':' (default instruct)", prompt_field="instruction"),
+    "alpaca": Format(alpaca, "segments", StyledOptions, "instruction/input/output; the style after ':' (default instruct)",
+                     prompt_field="instruction"),
     "alpaca_instruct": Format(alpaca_instruct, "segments", FormatOptions, "alpaca with the instruct style", prompt_field="instruction"),
-    "alpaca_instruct.load_no_prompt": Format(alpaca_instruct_no_prompt, "segments", FormatOptions, "alpaca, instruct style, no system prompt", prompt_field="instruction"),
+    "alpaca_instruct.load_no_prompt": Format(alpaca_instruct_no_prompt, "segments", FormatOptions, "alpaca, instruct style, no system prompt",
+                                             prompt_field="instruction"),
 }

@@ -62,8 +62,11 @@ def load_no_prompt(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Se
 
 TYPES = {
     "alpaca_chat": Format(alpaca_chat, "segments", Options, "alpaca fields, chat style (or the `conversation:` style)", prompt_field="instruction"),
-    "alpaca_chat.load_concise": Format(load_concise, "segments", FormatOptions, "alpaca fields, chat style, concise system prompt", prompt_field="instruction"),
+    "alpaca_chat.load_concise": Format(load_concise, "segments", FormatOptions, "alpaca fields, chat style, concise system prompt",
+                                       prompt_field="instruction"),
     "alpaca_chat.load_qa": Format(load_qa, "segments", FormatOptions, "question/answer, chat style, concise system prompt", prompt_field="question"),
-    "alpaca_chat.load_camel_ai": Format(load_camel_ai, "segments", FormatOptions, "message_1/message_2, chat style, concise system prompt", prompt_field="message_1"),
-    "alpaca_chat.load_no_prompt": Format(load_no_prompt, "segments", FormatOptions, "alpaca fields, chat style, no system prompt", prompt_field="instruction"),
+    "alpaca_chat.load_camel_ai": Format(load_camel_ai, "segments", FormatOptions, "message_1/message_2, chat style, concise system prompt",
+                                        prompt_field="message_1"),
+    "alpaca_chat.load_no_prompt": Format(load_no_prompt, "segments", FormatOptions, "alpaca fields, chat style, no system prompt",
+                                         prompt_field="instruction"),
 }

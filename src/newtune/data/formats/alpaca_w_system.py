@@ -47,8 +47,12 @@ def load_open_orca_chatml(row: Row, opts: FormatOptions, ctx: FormatContext) -> 
 
 TYPES = {
     "alpaca_w_system": Format(load_chat, "segments", FormatOptions, "instruction/input/output/system, chat style", prompt_field="instruction"),
-    "alpaca_w_system.load_chat": Format(load_chat, "segments", FormatOptions, "instruction/input/output/system, chat style", prompt_field="instruction"),
-    "alpaca_w_system.load_instruct": Format(load_instruct, "segments", FormatOptions, "instruction/input/output/system, instruct style", prompt_field="instruction"),
-    "alpaca_w_system.load_open_orca": Format(load_open_orca, "segments", FormatOptions, "OpenOrca: question/response/system_prompt", prompt_field="question"),
-    "alpaca_w_system.load_open_orca_chatml": Format(load_open_orca_chatml, "segments", FormatOptions, "OpenOrca fields, chatml style", prompt_field="question"),
+    "alpaca_w_system.load_chat": Format(load_chat, "segments", FormatOptions, "instruction/input/output/system, chat style",
+                                        prompt_field="instruction"),
+    "alpaca_w_system.load_instruct": Format(load_instruct, "segments", FormatOptions, "instruction/input/output/system, instruct style",
+                                            prompt_field="instruction"),
+    "alpaca_w_system.load_open_orca": Format(load_open_orca, "segments", FormatOptions, "OpenOrca: question/response/system_prompt",
+                                             prompt_field="question"),
+    "alpaca_w_system.load_open_orca_chatml": Format(load_open_orca_chatml, "segments", FormatOptions, "OpenOrca fields, chatml style",
+                                                    prompt_field="question"),
 }

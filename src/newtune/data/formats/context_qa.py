@@ -41,6 +41,7 @@ def load_404(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]
 
 TYPES = {
     "context_qa": Format(context_qa, "segments", FormatOptions, "article/question/answer, chat style", prompt_field="article"),
-    "context_qa.load_v2": Format(load_v2, "segments", FormatOptions, "context/question/answer, plain Context:/Question:/Answer:", prompt_field="context"),
+    "context_qa.load_v2": Format(load_v2, "segments", FormatOptions, "context/question/answer, plain Context:/Question:/Answer:",
+                                 prompt_field="context"),
     "context_qa.load_404": Format(load_404, "segments", FormatOptions, "article/unanswerable_question → fixed refusal", prompt_field="article"),
 }

@@ -76,7 +76,10 @@ def load_revise(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segme
 
 
 TYPES = {
-    "creative_acr.load_answer": Format(load_answer, "segments", FormatOptions, "instruction → revision, creative answer prompt", prompt_field="instruction"),
-    "creative_acr.load_critique": Format(load_critique, "segments", FormatOptions, "instruction/answer → YAML scores and critiques", prompt_field="instruction"),
-    "creative_acr.load_revise": Format(load_revise, "segments", FormatOptions, "instruction/answer/evaluation → revision", prompt_field="instruction"),
+    "creative_acr.load_answer": Format(load_answer, "segments", FormatOptions, "instruction → revision, creative answer prompt",
+                                       prompt_field="instruction"),
+    "creative_acr.load_critique": Format(load_critique, "segments", FormatOptions, "instruction/answer → YAML scores and critiques",
+                                         prompt_field="instruction"),
+    "creative_acr.load_revise": Format(load_revise, "segments", FormatOptions, "instruction/answer/evaluation → revision",
+                                       prompt_field="instruction"),
 }

@@ -34,4 +34,5 @@ def explainchoice(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Seg
     return prompt_response(prompter.prompt(question, choices), answer, ctx)
 
 
-TYPES = {"explainchoice": Format(explainchoice, "segments", StyledOptions, "question/choices/solution; the style after ':' (default instruct)", prompt_field="question")}
+TYPES = {"explainchoice": Format(explainchoice, "segments", StyledOptions, "question/choices/solution; the style after ':' (default instruct)",
+                                 prompt_field="question")}

@@ -13,4 +13,5 @@ def gpteacher(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment
     return prompt_response(prompt, rf.nullable(row, "response"), ctx)
 
 
-TYPES = {"gpteacher": Format(gpteacher, "segments", StyledOptions, "instruction/input/response; the style after ':' (default instruct)", prompt_field="instruction")}
+TYPES = {"gpteacher": Format(gpteacher, "segments", StyledOptions, "instruction/input/response; the style after ':' (default instruct)",
+                             prompt_field="instruction")}

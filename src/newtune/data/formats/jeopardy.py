@@ -13,4 +13,5 @@ def jeopardy(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]
     return prompt_response(prompt, "what is " + rf.nullable(row, "answer"), ctx)
 
 
-TYPES = {"jeopardy": Format(jeopardy, "segments", StyledOptions, "question/category/answer; the style after ':' (default instruct)", prompt_field="question")}
+TYPES = {"jeopardy": Format(jeopardy, "segments", StyledOptions, "question/category/answer; the style after ':' (default instruct)",
+                            prompt_field="question")}

@@ -13,4 +13,5 @@ def oasst(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
     return prompt_response(prompt, rf.nullable(row, "RESPONSE"), ctx)
 
 
-TYPES = {"oasst": Format(oasst, "segments", StyledOptions, "INSTRUCTION/RESPONSE; the style after ':' (default instruct)", prompt_field="INSTRUCTION")}
+TYPES = {"oasst": Format(oasst, "segments", StyledOptions, "INSTRUCTION/RESPONSE; the style after ':' (default instruct)",
+                         prompt_field="INSTRUCTION")}
