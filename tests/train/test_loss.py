@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from newtune.train.collate import pack_batch, pad_batch, step_token_count
+from newtune.train.collate import pack_batch, pad_batch
 from newtune.train.loss import fast_path_applies, lm_loss_sum
 from tolerances import assert_close_sums, backward_terms, decoder_terms, rel_tol
 
@@ -149,16 +149,17 @@ def test_chunked_head_with_recompute_matches_one_chunk():
         assert_close_sums(g, g_whole[name], backward_terms(model.config, tokens), msg=name)
 
 
-def test_accumulation_by_step_token_count_is_exact_and_per_micro_batch_mean_is_not():
+def test_accumulation_by_the_steps_token_count_is_exact_and_per_micro_batch_mean_is_not():
+    """The loop divides each micro-batch's loss sum by the step's trained tokens, sum(b.n_trained), counted on the host."""
     rows = make_rows(lengths=(6, 14, 4, 11))
     model = tiny_model(VOCAB)
     full = pad_batch(rows, pad_id=0)
     loss, _ = lm_loss_sum(model, full)
-    (loss / step_token_count([full])).backward()
+    (loss / full.n_trained).backward()
     g_full = grads(model)
 
     micro = [pad_batch([r], pad_id=0) for r in rows]
-    total = step_token_count(micro)
+    total = sum(mb.n_trained for mb in micro)  # as train/loop.py's optimizer_step counts the step
     assert total == full.n_trained
     model.zero_grad()
     for mb in micro:
