@@ -8,6 +8,12 @@ times `newtune preprocess` of 2,000 alpaca and chat_template rows end to end (st
 With --axolotl-venv it runs axolotl 0.21 on the same data in the same run (bench/axolotl_dump.py), prints the speed ratio and whether the rows are
 identical. Prints numbers, asserts nothing. On a shared CPU wall rows/s are noisy; rows per CPU-second
 (all threads of this process) show the work done, independent of the load.
+
+Beside each format it prints the raw tokenizer on the same rows in the same run: each row rendered to its full
+text (every segment newtune's format writes, BOS/EOS included, joined), then `tokenizers.Tokenizer.encode_batch`
+of those texts in batches of newtune's batch size with add_special_tokens=False (as newtune calls it), rendering
+left out of the timing. "×raw" is newtune's rate over raw's, in rows/s (wall) and in rows per CPU-second; the load
+average is printed with each line (the machine may be shared: CPU-second ratios are the steadier ones).
 """
 
 from __future__ import annotations
@@ -88,6 +94,33 @@ def bench_newtune(cfg_path: Path, dump: Path | None) -> tuple[float, float, int,
     return s.seconds, cpu, s.train.rows_in, s.train.tokens
 
 
+def bench_raw(cfg_path: Path) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, rows) of the raw Rust tokenizer's `encode_batch` on each row's full rendered text."""
+    from newtune.data.encode import plain_backend
+    from newtune.data.rowcodec import format_context, render_rows
+    from newtune.data.sources import iter_batches
+    from newtune.data.tokenizer import tokenizer_for
+    from newtune.load import load_config
+
+    cfg = load_config(cfg_path)
+    tok = tokenizer_for(cfg.model, light=True)
+    backend = plain_backend(tok)
+    if backend is None:
+        sys.exit("the raw reference needs a tokenizer that newtune calls through its Rust backend")
+    ds = cfg.data.datasets[0]
+    ctx = format_context(cfg.data, tok)
+    batches = []
+    for batch in iter_batches(ds):
+        kind, outputs = render_rows(batch.rows, ds, cfg.data, tok, ctx)
+        if kind not in ("segments", "joined"):
+            return 0.0, 0.0, 0
+        batches.append(["".join(s.text for s in segs) for segs in outputs])
+    start, cpu = time.perf_counter(), time.process_time()
+    for texts in batches:
+        backend.encode_batch(texts, add_special_tokens=False)
+    return time.perf_counter() - start, time.process_time() - cpu, sum(map(len, batches))
+
+
 def preimport(cfg: object) -> None:
     """One-time imports are start-up, timed by the end-to-end lines, not throughput: numpy, pyarrow, filelock,
     and for chat templates transformers' Jinja environment (importing transformers takes ~0.3 s)."""
@@ -160,6 +193,11 @@ def main() -> None:
             secs, cpu, rows, tokens = bench_newtune(cfg, dump)
             line = (f"{kind:14s} newtune {rows / secs:8,.0f} rows/s {tokens / secs:10,.0f} tok/s  "
                     f"{rows / cpu:8,.0f} rows/CPU-s  ({tokens / rows:.0f} tok/row)")
+            raw_secs, raw_cpu, raw_rows = bench_raw(cfg)
+            if raw_rows:
+                line += (f"  raw encode_batch {raw_rows / raw_secs:8,.0f} rows/s {raw_rows / raw_cpu:8,.0f} rows/CPU-s  "
+                         f"×raw {rows / secs / (raw_rows / raw_secs):.2f} (wall) {rows / cpu / (raw_rows / raw_cpu):.2f} (CPU)")
+            line += f"  [load {os.getloadavg()[0]:.1f}]"
             if args.axolotl_venv is not None:
                 ax = run_axolotl(args.axolotl_venv, cfg, work / kind / "axolotl.jsonl")
                 if ax:
