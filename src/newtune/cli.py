@@ -25,8 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)  # a long path or message stays one line (a log file, a copy-paste)
+out = Console(soft_wrap=True)
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
 ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False, metavar="CONFIG")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE",
@@ -66,7 +66,8 @@ HANDLED_LOGS = {  # logger name → message start
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """newtune's INFO messages (which model is used, adapter targets, ...) to stderr through rich; under
+    """newtune's INFO messages (which model is used, adapter targets, ...) to stderr: through rich on a terminal,
+    as plain unwrapped lines otherwise; under
     torchrun only rank 0 logs them. Without `verbose`: no library progress bars (transformers' `Loading
     weights`, hub downloads) and none of the notices in HANDLED_WARNINGS / HANDLED_LOGS."""
     import logging
@@ -77,7 +78,12 @@ def setup_logging(verbose: bool = False) -> None:
     rank = int(os.environ.get("RANK", "0") or 0)
     logger = logging.getLogger("newtune")
     if not logger.handlers:
-        logger.addHandler(RichHandler(console=console, show_time=False, show_path=False, markup=False))
+        if console.is_terminal:
+            logger.addHandler(RichHandler(console=console, show_time=False, show_path=False, markup=False))
+        else:  # a log file (nohup, Slurm, CI, `> log`): one plain line per message, never wrapped or padded
+            plain = logging.StreamHandler(sys.stderr)
+            plain.setFormatter(logging.Formatter("%(levelname)-8s %(message)s"))
+            logger.addHandler(plain)
         logger.propagate = False
     logger.setLevel(logging.INFO if rank == 0 else logging.WARNING)
     if verbose:
