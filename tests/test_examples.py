@@ -18,7 +18,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
 
 def test_there_are_examples_for_each_family():
     names = {p.stem for p in EXAMPLES}
-    assert {"quickstart", "alpaca", "chat_template", "sharegpt", "input_output", "completion", "dpo", "ipo"} <= names
+    assert {"quickstart", "alpaca", "chat_template", "sharegpt", "input_output", "completion", "dpo", "ipo", "orpo", "simpo"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

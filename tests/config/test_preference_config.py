@@ -40,7 +40,7 @@ def test_rl_ipo_fixes_its_loss():
     assert "rl: ipo is DPO with dpo_loss_type [ipo]" in problems(rl="ipo", dpo_loss_type=["sigmoid"])
 
 
-@pytest.mark.parametrize("method", ["orpo", "kto", "simpo", "grpo"])
+@pytest.mark.parametrize("method", ["kto", "grpo"])
 def test_methods_not_built_yet_say_so(method):
     assert f"rl: {method} is not supported by newtune yet" in problems(rl=method)
 
@@ -67,3 +67,34 @@ def test_combinations_not_supported_yet():
 def test_axolotl_preference_types_not_built_yet_say_so():
     assert "preference dataset type 'chat_template.default' is not supported by newtune yet" in problems(
         datasets=[{"path": "x.jsonl", "type": "chat_template.default"}])
+
+
+def test_orpo_weight_comes_from_orpo_alpha_or_rl_beta_as_axolotl_passes_them():
+    assert load_config(None, raw={**BASE, "rl": "orpo", "orpo_alpha": 0.3}).pref.orpo_weight == 0.3
+    assert load_config(None, raw={**BASE, "rl": "orpo", "rl_beta": 0.4}).pref.orpo_weight == 0.4
+    assert load_config(None, raw={**BASE, "rl": "orpo"}).pref.orpo_weight == 0.1  # TRL ORPOConfig's beta
+    assert "set only one" in problems(rl="orpo", orpo_alpha=0.3, rl_beta=0.4)
+    assert "greater than 0" in problems(rl="orpo", orpo_alpha=0)
+
+
+def test_simpo_needs_gamma_and_takes_trls_cpo_alpha_default():
+    cfg = load_config(None, raw={**BASE, "rl": "simpo", "simpo_gamma": 0.8, "rl_beta": 2.0})
+    assert (cfg.pref.simpo_gamma, cfg.pref.beta, cfg.pref.nll_weight) == (0.8, 2.0, 1.0)
+    assert load_config(None, raw={**BASE, "rl": "simpo", "simpo_gamma": 0.8, "cpo_alpha": 0}).pref.nll_weight == 0.0
+    assert "rl: simpo needs simpo_gamma" in problems(rl="simpo")
+
+
+@pytest.mark.parametrize(("rl", "key", "value", "owner"), [
+    ("dpo", "orpo_alpha", 0.2, "orpo"), ("dpo", "simpo_gamma", 0.5, "simpo"), ("ipo", "cpo_alpha", 0.0, "simpo"),
+    ("orpo", "simpo_gamma", 0.5, "simpo"), ("orpo", "dpo_loss_type", ["sigmoid"], "dpo / ipo"),
+    ("orpo", "dpo_label_smoothing", 0.1, "dpo / ipo"), ("simpo", "dpo_label_smoothing", 0.1, "dpo / ipo"),
+    ("simpo", "orpo_alpha", 0.2, "orpo"), ("simpo", "dpo_loss_weights", [1.0], "dpo / ipo"),
+])
+def test_keys_of_one_method_are_refused_on_another(rl, key, value, owner):
+    extra = {"simpo_gamma": 0.5} if rl == "simpo" else {}
+    assert f"{key} applies to rl: {owner} only" in problems(rl=rl, **extra, **{key: value})
+
+
+def test_method_keys_need_rl():
+    with pytest.raises(ConfigError, match="simpo_gamma: a preference-training key"):
+        load_config(None, raw={"datasets": [{"path": "x.jsonl", "type": "alpaca"}], "simpo_gamma": 0.5})

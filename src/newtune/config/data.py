@@ -130,8 +130,8 @@ AFTER_CACHE = frozenset({"val_set_size", "shuffle_merged_datasets", "dataset_num
                          "skip_prepare_dataset"})
 
 
-RL_METHODS = ("dpo", "ipo")  # implemented `rl:` methods
-RL_LATER = ("orpo", "kto", "simpo", "grpo", "gdpo", "ebft")  # axolotl's other ones: "not supported yet"
+RL_METHODS = ("dpo", "ipo", "orpo", "simpo")  # implemented `rl:` methods
+RL_LATER = ("kto", "grpo", "gdpo", "ebft")  # axolotl's other ones: "not supported yet"
 
 
 def check_rl(v: str | None) -> str | None:
@@ -143,7 +143,7 @@ def check_rl(v: str | None) -> str | None:
 
 
 class DataConfig(Section):
-    rl: str | None = Field(None, description="Preference training: dpo or ipo (dataset types then give "
+    rl: str | None = Field(None, description="Preference training: dpo, ipo, orpo or simpo (dataset types then give "
                            "prompt/chosen/rejected pairs).")
     datasets: list[DatasetConfig] = Field(default_factory=list, description="Training datasets, merged in order.")
     test_datasets: list[DatasetConfig] | None = Field(None, description="Evaluation datasets.")

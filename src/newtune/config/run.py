@@ -11,7 +11,7 @@ from newtune.config.data import DataConfig
 from newtune.config.distributed import DistributedConfig
 from newtune.config.gpu import GpuConfig
 from newtune.config.model import ModelConfig
-from newtune.config.preference import PreferenceConfig
+from newtune.config.preference import METHOD_KEYS, PreferenceConfig
 from newtune.config.train import BUILT_IN_PLUGINS, TrainConfig
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -102,8 +102,20 @@ RULES: list[tuple[str, Callable[[RunConfig], bool], str]] = [
      == "SIZE_BASED_WRAP" and not c.distributed.fsdp_config.min_num_params),
      "auto_wrap_policy: SIZE_BASED_WRAP needs min_num_params"),
     *[(key, lambda c, key=key: not c.data.rl and getattr(c.pref, key) is not None,
-       "a preference-training key: set rl: dpo (or ipo) to use it, or remove it")
+       "a preference-training key: set rl: dpo (or ipo, orpo, simpo) to use it, or remove it")
       for key in PreferenceConfig.model_fields],
+    *[(key, lambda c, key=key, methods=methods: bool(c.data.rl) and c.data.rl not in methods
+       and getattr(c.pref, key) is not None, f"{key} applies to rl: {' / '.join(methods)} only; remove it")
+      for key, methods in METHOD_KEYS.items()],
+    ("dpo_label_smoothing", lambda c: c.data.rl == "dpo" and bool(c.pref.dpo_label_smoothing)
+     and c.pref.dpo_loss_type is None, "dpo_label_smoothing is used only by the robust and exo_pair losses (TRL 1.14, "
+     "which axolotl 0.21.0 runs, ignores it for sigmoid); set dpo_loss_type: [robust] or remove it"),
+    ("rl_beta", lambda c: c.data.rl == "orpo" and c.pref.rl_beta is not None and c.pref.orpo_alpha is not None,
+     "rl: orpo takes its odds-ratio weight from orpo_alpha or rl_beta (axolotl passes either as TRL's beta, "
+     "rl_beta first); set only one"),
+    ("simpo_gamma", lambda c: c.data.rl == "simpo" and c.pref.simpo_gamma is None,
+     "rl: simpo needs simpo_gamma, its target reward margin (axolotl 0.21.0 passes no default; the SimPO paper "
+     "uses 0.5 to 1.6)"),
     ("dpo_loss_type", lambda c: c.data.rl == "ipo" and c.pref.dpo_loss_type is not None,
      "rl: ipo is DPO with dpo_loss_type [ipo]; use rl: dpo to choose other loss types"),
     ("dpo_label_smoothing", lambda c: c.data.rl == "ipo" and bool(c.pref.dpo_label_smoothing),

@@ -19,7 +19,7 @@ TOP_LEVEL = frozenset(
     canvas_prefix_ids carry center_rewards_coefficient chunked_cross_entropy
     chunked_cross_entropy_num_chunks cls_model_config codebook comet_api_key comet_experiment_config
     comet_experiment_key comet_mode comet_online comet_project_name comet_workspace context_parallel
-    coreweave cpo_alpha curriculum_sampling
+    coreweave curriculum_sampling
     cut_cross_entropy_accum_c_fp32 cut_cross_entropy_c_grad_chunk_size dataloader_drop_last
     dataloader_num_workers dataloader_pin_memory dataloader_prefetch_factor dataset_keep_in_memory
     dataset_shard_idx dataset_shard_num ddp
@@ -65,7 +65,7 @@ TOP_LEVEL = frozenset(
     nemo_gym_enabled nemo_gym_head_port nemo_gym_max_turns nemo_gym_model_name nemo_gym_multi_turn
     nemo_gym_run_timeout nemo_gym_server_timeout nemo_gym_verify_timeout nf4_backend nonexpert_quantization
     num_dataset_shards_to_save num_generation_samples num_labels num_samples num_slots nvfp4_merge_aware
-    nvfp4_merge_aware_start_step optim_args optim_target_modules orpo_alpha otel_metrics_host
+    nvfp4_merge_aware_start_step optim_args optim_target_modules otel_metrics_host
     otel_metrics_port output overrides_of_model_config overrides_of_model_kwargs pad_to_multiple_of
     parent_id path_prefix peft peft_autocast_adapter_dtype peft_ensure_weight_tying peft_init_lora_weights
     peft_layer_replication peft_layers_pattern peft_layers_to_transform peft_trainable_token_indices
@@ -83,7 +83,7 @@ TOP_LEVEL = frozenset(
     sample_packing_mp_start_method sample_packing_sequentially sample_temperature save_compressed
     save_first_step save_name_prefix save_only_model save_safetensors scaling_softmax scaling_softmax_bias
     scaling_softmax_factor sdpa_varlen secret selective_checkpointing shard_in_collator show_context
-    shrink_embeddings shuffle_before_merging_datasets simpo_gamma size source
+    shrink_embeddings shuffle_before_merging_datasets size source
     spectrum_model_name spectrum_top_fraction streaming streaming_multipack_buffer_size subnet_id
     swanlab_api_host swanlab_api_key swanlab_completion_log_interval swanlab_completion_max_buffer
     swanlab_description swanlab_experiment_name swanlab_lark_secret swanlab_lark_webhook_url

@@ -1,4 +1,4 @@
-"""Preference losses (`rl: dpo | ipo`): TRL 1.14's DPO losses, per pair, with the reference model's log-probs.
+"""Preference losses (`rl: dpo | ipo`; orpo and simpo in train/reference_free.py): TRL 1.14's DPO losses, per pair, with the reference model's log-probs.
 
 A micro-batch holds B pairs as 2B rows, [every prompt+chosen; every prompt+rejected], as TRL's
 collator builds them. Each row's log-probability is the sum over its completion tokens; the loss of
@@ -24,6 +24,7 @@ from newtune.train.loss import CHUNK_TOKENS, fast_path_applies
 
 METRICS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
            "logps/rejected")
+REFERENCE_FREE = ("orpo", "simpo")  # train/reference_free.py: no reference model
 DISCOPOP_TAU = 0.05  # TRL's default; axolotl passes none
 
 
@@ -70,15 +71,22 @@ def collate_pairs(rows: Sequence[dict[str, list[int]]], pad_id: int, max_length:
 
 def completion_logps(model: torch.nn.Module, batch: PairBatch, chunk_tokens: int = CHUNK_TOKENS) -> torch.Tensor:
     """(2B,) sums of log p(token) over each row's completion tokens, the LM head on those positions only."""
-    n_rows, width = batch.input_ids.shape
-    shift_mask = batch.completion_mask[:, 1:]
+    where, token = token_logps(model, batch, batch.completion_mask, chunk_tokens)
+    return token.new_zeros(batch.input_ids.shape[0]).index_add(0, where // batch.width, token)
+
+
+def token_logps(model: torch.nn.Module, batch: PairBatch, mask: torch.Tensor, chunk_tokens: int = CHUNK_TOKENS,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(where, log p): each token after the first with `mask` 1, as its flat index b*T + t - 1 into the
+    (2B, T) batch, and its log-probability given the tokens before it (the LM head on those positions only)."""
+    width = batch.width
+    shift_mask = mask[:, 1:]
     where = (shift_mask.nonzero() * torch.tensor([width, 1], device=shift_mask.device)).sum(1)  # b*T + t
     targets = batch.input_ids.reshape(-1)[where + 1]
     if not fast_path_applies(model):
         logits = at_least_fp32(model(**batch.model_inputs()).logits)
         flat = logits.reshape(-1, logits.shape[-1]).index_select(0, where)
-        token = -F.cross_entropy(flat, targets, reduction="none")
-        return token.new_zeros(n_rows).index_add(0, where // width, token)
+        return where, -F.cross_entropy(flat, targets, reduction="none")
     base = unwrap_model(model)
     captured: list[torch.Tensor] = []
 
@@ -102,7 +110,7 @@ def completion_logps(model: torch.nn.Module, batch: PairBatch, chunk_tokens: int
         else:
             parts.append(_token_logps(head, h, t, softcap))
     token = torch.cat(parts) if parts else flat.new_zeros(0, dtype=torch.promote_types(flat.dtype, torch.float32))
-    return token.new_zeros(n_rows).index_add(0, where // width, token)
+    return where, token
 
 
 def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
@@ -233,27 +241,36 @@ class PreferenceObjective:
         distributed = acc is not None and acc.num_processes > 1
         if self.sums is None and not distributed:
             return {}
-        sums = self.sums if self.sums is not None else torch.zeros(len(METRICS) + 1, dtype=torch.float64,
+        names = self.metric_names()
+        sums = self.sums if self.sums is not None else torch.zeros(len(names) + 1, dtype=torch.float64,
                                                                     device=acc.device)
         if distributed:  # every rank takes part, with zeros where it saw no pair
             sums = acc.reduce(sums, "sum")
         self.sums = None
         values = sums.tolist()
         n = values[-1] or math.nan
-        return {prefix + name: v / n for name, v in zip(METRICS, values[:-1], strict=True)}
+        return {prefix + name: v / n for name, v in zip(names, values[:-1], strict=True)}
+
+    def metric_names(self) -> tuple[str, ...]:
+        return METRICS
 
 
 def frozen_reference(cfg: Any, model: Any, device: Any) -> Any:
     """A full fine-tune's reference: a frozen copy of the starting weights. None with an adapter (which is
-    switched off for the reference instead). Call before the adapter is applied."""
+    switched off for the reference instead), and for ORPO and SimPO, which have no reference. Call before the adapter is applied."""
     import copy
 
-    if cfg.adapter.adapter is not None:
+    if cfg.adapter.adapter is not None or cfg.data.rl in REFERENCE_FREE:
         return None
     return copy.deepcopy(model).requires_grad_(False).eval().to(device)
 
 
 def objective_for(cfg: Any, tokenizer: Any, ref_model: Any) -> PreferenceObjective:
+    if cfg.data.rl in REFERENCE_FREE:
+        from newtune.train.reference_free import ReferenceFreeObjective
+
+        return ReferenceFreeObjective(cfg.data.rl, cfg.pref, pad_id=tokenizer.pad_token_id,
+                                      max_length=cfg.data.sequence_len)
     return PreferenceObjective(cfg.data.rl, cfg.pref, pad_id=tokenizer.pad_token_id, max_length=cfg.data.sequence_len,
                                ref_model=ref_model)
 
