@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ import pytest
 import torch
 import yaml
 from rich.console import Console
+
+from tolerances import EPS, training_rel_tol
 
 NEWTUNE = str(Path(sys.executable).parent / "newtune")
 WORDS = "alpha beta gamma delta epsilon zeta eta theta".split()
@@ -49,7 +52,9 @@ def records(out: Path) -> list[dict]:
 def test_lora_dpo_starts_at_log_2_and_raises_the_margin(tmp_path, tiny_model_dir):
     result = train(tmp_path, tiny_model_dir, num_epochs=4, val_set_size=2)
     logged = [r for r in records(tmp_path / "out") if "loss" in r]
-    assert logged[0]["loss"] == pytest.approx(0.693147, abs=1e-5)  # adapter = identity: policy == reference
+    # adapter = identity: policy == reference, each pair's loss is -logsigmoid(0) = log 2; their mean over the
+    # step's 2 pairs rounds at most twice
+    assert logged[0]["loss"] == pytest.approx(math.log(2), rel=2 * EPS)
     assert logged[0]["rewards/margins"] == 0.0 and logged[-1]["loss"] < logged[0]["loss"]
     assert logged[-1]["rewards/margins"] > 0 and logged[-1]["rewards/accuracies"] > 0.5
     assert {"rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected"} <= set(logged[-1])
@@ -72,7 +77,7 @@ def test_full_fine_tune_keeps_a_frozen_reference(tmp_path, tiny_model_dir):
 
     result = train(tmp_path, tiny_model_dir, adapter=None, learning_rate=1e-3, max_steps=3)
     logged = [r["loss"] for r in records(tmp_path / "out") if "loss" in r]
-    assert logged[0] == pytest.approx(0.693147, abs=1e-5) and logged[-1] < logged[0]
+    assert logged[0] == pytest.approx(math.log(2), rel=2 * EPS) and logged[-1] < logged[0]  # the reference is the start
     start = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     changed = [n for n, p in result.model.named_parameters() if not torch.equal(p, start.state_dict()[n])]
     assert changed  # the policy moved, while its reference stayed at the starting weights (loss left log 2)
@@ -85,12 +90,25 @@ def test_accumulation_gives_the_step_of_one_big_batch(tmp_path, tiny_model_dir):
     big = train(tmp_path, tiny_model_dir, out="big", micro_batch_size=8, gradient_accumulation_steps=1, **keys)
     small = train(tmp_path, tiny_model_dir, out="small", micro_batch_size=3, gradient_accumulation_steps=3, **keys)
     assert big.steps == small.steps == 2
+    # The same sums in another order and blocking (tests/tolerances.py): 8 pairs of 2 sequences of at most 64 tokens,
+    # over 2 steps. A margin is beta × a difference of log-prob sums: its error scales with those sums' size.
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    rel, beta = training_rel_tol(config, tokens=8 * 2 * 64, steps=2), 0.1  # TRL's and axolotl's default rl_beta
     for a, b in zip(records(tmp_path / "big"), records(tmp_path / "small"), strict=True):
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
-        assert a["rewards/margins"] == pytest.approx(b["rewards/margins"], rel=1e-4, abs=1e-7)
+        assert a["loss"] == pytest.approx(b["loss"], rel=rel)
+        scale = beta * 2 * (abs(b["logps/chosen"]) + abs(b["logps/rejected"]))
+        assert a["rewards/margins"] == pytest.approx(b["rewards/margins"], rel=0, abs=rel * scale)
+    # SGD: weights differ by lr × the gradients' difference, relative to the update lr × Σ g. LoRA's B matrices
+    # start at zero, so each one's value is its update (A's effect shows in the losses and margins above).
+    compared = 0
     for (name, p), (_, q) in zip(big.model.named_parameters(), small.model.named_parameters(), strict=True):
-        if p.requires_grad:
-            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=name)
+        if "lora_B" in name:
+            scale = q.detach().abs().max().item()
+            torch.testing.assert_close(p, q, rtol=0, atol=(rel + EPS) * scale, msg=name)
+            compared += scale > 0
+    assert compared  # the B matrices moved: the comparison is not of two untouched adapters
 
 
 def test_sigkill_then_resume_reproduces_the_losses(tmp_path, tiny_model_dir):
