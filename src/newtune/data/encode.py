@@ -20,9 +20,66 @@ def encode_pieces(batch: Sequence[Sequence[Segment]], tokenizer: Any) -> list[En
 
 
 def encode_pieces_columns(batch: Sequence[Sequence[Segment]], tokenizer: Any) -> TokenColumns:
-    """`encode_pieces` as flat columns: one call into the Rust tokenizer per batch, no per-row lists."""
-    texts = [s.text for segs in batch for s in segs]
-    return from_pieces(piece_ids(texts, tokenizer), [s.train for segs in batch for s in segs], [len(s) for s in batch])
+    """`encode_pieces` as flat columns: one call into the Rust tokenizer per batch, no per-row lists.
+
+    A segment given as parts is tokenized part by part where that gives its ids (`cuts_are_splits`), so the
+    fixed text between a row's fields is one repeated text, tokenized once per batch."""
+    if not any(s.parts for segs in batch[:1] for s in segs) or not splits_by_gpt2_regex(tokenizer):  # formats cut every row or none
+        texts = [s.text for segs in batch for s in segs]
+        return from_pieces(piece_ids(texts, tokenizer), [s.train for segs in batch for s in segs], [len(s) for s in batch])
+    texts, train, counts = [], [], []
+    for segs in batch:
+        n = 0
+        for s in segs:
+            if len(s.parts) > 1 and cuts_are_splits(s.parts):
+                texts += s.parts
+                train += [s.train] * len(s.parts)
+                n += len(s.parts)
+            else:
+                texts.append(s.text)
+                train.append(s.train)
+                n += 1
+        counts.append(n)
+    return from_pieces(piece_ids(texts, tokenizer), train, counts)
+
+
+def splits_by_gpt2_regex(tokenizer: Any) -> bool:
+    """Whether `tokenizer` is a plain Rust byte-level BPE whose only text splitting is GPT-2's pre-tokenizer regex
+    (no normalizer, no prefix space) and whose added tokens hold no whitespace and strip nothing around them:
+    then tokenizing texts cut where `cuts_are_splits` allows gives the ids of the whole text. SentencePiece
+    tokenizers (Metaspace, a "▁" put before the text) and custom split regexes (Llama 3, Qwen) are not."""
+    backend = plain_backend(tokenizer)
+    if backend is None or backend.normalizer is not None:
+        return False
+    from tokenizers import models, pre_tokenizers
+
+    pre = backend.pre_tokenizer
+    if not isinstance(pre, pre_tokenizers.ByteLevel) or pre.add_prefix_space or not pre.use_regex:
+        return False
+    if not isinstance(backend.model, models.BPE) or backend.model.dropout:
+        return False
+    return not any(t.lstrip or t.rstrip or t.single_word or any(c.isspace() for c in t.content)
+                   for t in backend.get_added_tokens_decoder().values())
+
+
+def cuts_are_splits(parts: Sequence[str]) -> bool:
+    """Whether GPT-2's pre-tokenizer regex splits the joined text at every cut, and each part alone as it splits the
+    joined text there. Its pieces are contractions, letters, digits or other symbols with an optional leading space,
+    and whitespace runs, of which one followed by non-space gives its last character up to the next piece. So a cut
+    from non-space to whitespace is a split, and so is a cut after a lone newline (tab, CR) that follows non-space,
+    before non-space (that newline is a piece of its own, joined or alone). Any other cut is not taken: a space
+    before a word (" ?" takes it), whitespace on both sides (the run regroups), non-space on both sides (words and
+    digits run on)."""
+    for left, right in zip(parts, parts[1:], strict=False):
+        if not left or not right:
+            return False
+        a, b = left[-1], right[0]
+        if a.isspace():
+            if a not in "\n\t\r" or len(left) < 2 or left[-2].isspace() or b.isspace():
+                return False
+        elif b not in " \t\n\r":
+            return False
+    return True
 
 
 def piece_ids(texts: list[str], tokenizer: Any) -> list[list[int]]:

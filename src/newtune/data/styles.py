@@ -6,6 +6,8 @@ The strings are axolotl 0.21.0's (prompters.py), so `type: alpaca:chat` gives th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from string import Formatter
 
 from newtune.errors import ConfigError
 
@@ -27,6 +29,39 @@ class PromptStyle:
         if input:
             return head + _fill(self.turn_format, "format", instruction=instruction, input=input)
         return head + _fill(self.turn_no_input_format, "no_input_format", instruction=instruction)
+
+    def render_parts(self, instruction: str, input: str = "", system: str | None = None) -> tuple[str, ...]:
+        """`render`'s text cut before and after the instruction and the input (empty parts left out); the system
+        text stays with the fixed text around it. One part, the whole text, when a format string is more than
+        literal text and {name} fields."""
+        values = {"instruction": instruction, "input": input, "system": system or ""}
+        templates = [(self.system_format, ("system",))] if system and self.system_format else []
+        templates.append((self.turn_format, ("instruction", "input")) if input else (self.turn_no_input_format, ("instruction",)))
+        parts = [""]
+        for template, names in templates:
+            pieces = _pieces(template, names)
+            if pieces is None:
+                return (self.render(instruction, input, system),)
+            for literal, name in pieces:
+                parts[-1] += literal
+                if name == "system":
+                    parts[-1] += values[name]
+                elif name:
+                    parts += [values[name], ""]
+        return tuple(p for p in parts if p)
+
+
+@lru_cache(maxsize=256)
+def _pieces(template: str, names: tuple[str, ...]) -> tuple[tuple[str, str | None], ...] | None:
+    """(literal text, field name or None) in order, as str.format reads `template`; None unless every field is one
+    of `names`, plain ({name}, no conversion or format spec)."""
+    try:
+        parsed = list(Formatter().parse(template))
+    except ValueError:
+        return None
+    if any(name is not None and (name not in names or spec or conv) for _, name, spec, conv in parsed):
+        return None
+    return tuple((literal, name) for literal, name, _, _ in parsed)
 
 
 def _fill(template: str, name: str, **values: str | None) -> str:
@@ -81,6 +116,10 @@ class Prompter:
 
     def prompt(self, instruction: str, input: str = "") -> str:
         return self.style.render(instruction, input, self.system if input else self.system_no_input)
+
+    def prompt_parts(self, instruction: str, input: str = "") -> tuple[str, ...]:
+        """`prompt`'s text cut where the instruction and the input go (PromptStyle.render_parts)."""
+        return self.style.render_parts(instruction, input, self.system if input else self.system_no_input)
 
 
 # AlpacaPrompter's default system prompts (axolotl prompters.py).

@@ -25,6 +25,14 @@ class Message:
 class Segment:
     text: str  # rendered text; special tokens are written out ("<s>", "<|im_end|>")
     train: bool
+    # Optionally `text` cut where a row's own fields begin and end ("".join(parts) == text, no part empty): the
+    # encoder may tokenize the parts alone, so a style's fixed text is tokenized once per batch, where the
+    # tokenizer's pre-tokenizer splits at every cut anyway (same ids; see encode.cuts_are_splits).
+    parts: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    @classmethod
+    def of_parts(cls, parts: tuple[str, ...], train: bool) -> Segment:
+        return cls("".join(parts), train, parts)
 
 
 @dataclass(frozen=True, slots=True)

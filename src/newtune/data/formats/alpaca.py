@@ -15,7 +15,7 @@ from newtune.data.types import Format, FormatContext, FormatOptions, Row, Segmen
 
 def alpaca_segments(row: Row, prompter: Prompter, ctx: FormatContext) -> list[Segment]:
     """The alpaca fields rendered by `prompter`, tokenized as axolotl does."""
-    prompt = prompter.prompt(rf.need(row, "instruction"), rf.opt(row, "input"))
+    prompt = prompter.prompt_parts(rf.need(row, "instruction"), rf.opt(row, "input"))
     return prompt_response(prompt, rf.nullable(row, "output"), ctx)
 
 

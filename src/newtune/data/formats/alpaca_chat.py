@@ -49,11 +49,11 @@ def load_concise(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segm
 
 
 def load_qa(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
-    return prompt_response(_concise().prompt(rf.need(row, "question")), rf.nullable(row, "answer"), ctx)
+    return prompt_response(_concise().prompt_parts(rf.need(row, "question")), rf.nullable(row, "answer"), ctx)
 
 
 def load_camel_ai(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:
-    return prompt_response(_concise().prompt(rf.need(row, "message_1")), rf.nullable(row, "message_2"), ctx)
+    return prompt_response(_concise().prompt_parts(rf.need(row, "message_1")), rf.nullable(row, "message_2"), ctx)
 
 
 def load_no_prompt(row: Row, opts: FormatOptions, ctx: FormatContext) -> list[Segment]:

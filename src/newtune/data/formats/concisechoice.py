@@ -20,7 +20,7 @@ CONCISE = Prompter(
 
 def concisechoice(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
     question, choices, answer = choice_fields(row)
-    return prompt_response(CONCISE.prompt(question, choices), answer, ctx)
+    return prompt_response(CONCISE.prompt_parts(question, choices), answer, ctx)
 
 
 TYPES = {"concisechoice": Format(concisechoice, "segments", StyledOptions, "question/choices/solution, concise chat prompt", prompt_field="question")}

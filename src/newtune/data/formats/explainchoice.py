@@ -31,7 +31,7 @@ def choice_fields(row: Row) -> tuple[str, str, str]:
 def explainchoice(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
     question, choices, answer = choice_fields(row)
     prompter = Prompter(style(opts.style or "instruct"), EXPLAIN_SYSTEM, EXPLAIN_SYSTEM)
-    return prompt_response(prompter.prompt(question, choices), answer, ctx)
+    return prompt_response(prompter.prompt_parts(question, choices), answer, ctx)
 
 
 TYPES = {"explainchoice": Format(explainchoice, "segments", StyledOptions, "question/choices/solution; the style after ':' (default instruct)",

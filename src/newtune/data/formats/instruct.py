@@ -48,9 +48,15 @@ def eos(text_so_far: str, ctx: FormatContext, count: int = 1) -> list[Segment]:
     return [Segment(token, True)] * max(count, 0)
 
 
-def prompt_response(prompt: str, response: str, ctx: FormatContext) -> list[Segment]:
-    """Prompt (BOS first; trained only with train_on_inputs) then response and EOS (trained)."""
-    segs = [*bos(ctx), Segment(prompt, ctx.train_on_inputs)] if prompt else []
+def prompt_response(prompt: str | tuple[str, ...], response: str, ctx: FormatContext) -> list[Segment]:
+    """Prompt (BOS first; trained only with train_on_inputs) then response and EOS (trained).
+
+    `prompt` may come as parts (Prompter.prompt_parts): the same text, which the encoder may tokenize by parts.
+    """
+    if isinstance(prompt, tuple):
+        segs = [*bos(ctx), Segment.of_parts(prompt, ctx.train_on_inputs)] if prompt else []
+    else:
+        segs = [*bos(ctx), Segment(prompt, ctx.train_on_inputs)] if prompt else []
     response = response_text(response, ctx) if response else ""
     if response:
         segs += [Segment(response, True), *eos(response, ctx)]

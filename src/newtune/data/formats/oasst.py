@@ -9,7 +9,7 @@ from newtune.data.types import Format, FormatContext, Row, Segment
 
 
 def oasst(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
-    prompt = alpaca_prompter(opts.style or "instruct").prompt(rf.need(row, "INSTRUCTION"))
+    prompt = alpaca_prompter(opts.style or "instruct").prompt_parts(rf.need(row, "INSTRUCTION"))
     return prompt_response(prompt, rf.nullable(row, "RESPONSE"), ctx)
 
 

@@ -17,7 +17,7 @@ TLDR = Prompter(PromptStyle(
 
 
 def summarizetldr(row: Row, opts: StyledOptions, ctx: FormatContext) -> list[Segment]:
-    return prompt_response(TLDR.prompt(rf.need(row, "article")), rf.nullable(row, "summary"), ctx)
+    return prompt_response(TLDR.prompt_parts(rf.need(row, "article")), rf.nullable(row, "summary"), ctx)
 
 
 TYPES = {"summarizetldr": Format(summarizetldr, "segments", StyledOptions, "article/summary, TL;DR chat prompt", prompt_field="article")}

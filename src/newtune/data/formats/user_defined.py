@@ -42,7 +42,7 @@ def user_defined(row: Row, opts: Options, ctx: FormatContext) -> list[Segment]:
     input = rf.opt(row, s["field_input"])
     output = rf.opt(row, s["field_output"])
     system = rf.opt(row, s["field_system"]) if s["field_system"] in row else s["system_prompt"]
-    return prompt_response(fmt.render(instruction, input, system), output, ctx)
+    return prompt_response(fmt.render_parts(instruction, input, system), output, ctx)
 
 
 TYPES = {"user_defined": Format(user_defined, "segments", Options,
