@@ -31,12 +31,12 @@ for _k, _v in {"AXOLOTL_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE
 TEMPLATES = (
     "alpaca aya chatml cohere command_a command_a_rag command_a_tool_use deepseek_v2 deepseek_v3 exaone exaone4 "
     "falcon_h1 gemma gemma3 gemma3n gemma4 gemma4_unified jamba llama3 llama3_2_vision llama4 llava metharme "
-    "mistral_v1 mistral_v2v3 mistral_v3_tekken mistral_v7_tekken nemotron_h phi_3 phi_35 pixtral qwen2_vl qwen3 "
+    "mistral_v1 mistral_v2v3 mistral_v3_tekken mistral_v7_tekken nemotron_h phi_3 phi_35 phi_4 pixtral qwen2_vl qwen3 "
     "qwen3_5 qwen_25"
 ).split()
 # the text that ends a turn in each template (EOS itself where the template writes eos_token)
 EOT = {"chatml": "<|im_end|>", "qwen_25": "<|im_end|>", "qwen2_vl": "<|im_end|>", "qwen3": "<|im_end|>",
-       "qwen3_5": "<|im_end|>", "nemotron_h": "<|im_end|>", "falcon_h1": "<|im_end|>", "jamba": "<|im_end|>",
+       "qwen3_5": "<|im_end|>", "nemotron_h": "<|im_end|>", "falcon_h1": "<|im_end|>", "jamba": "<|im_end|>", "phi_4": "<|im_end|>",
        "llama3": "<|eot_id|>", "llama3_2_vision": "<|eot_id|>", "llama4": "<|eot|>",
        "gemma": "<end_of_turn>", "gemma3": "<end_of_turn>", "gemma3n": "<end_of_turn>",
        "gemma4": "<turn|>", "gemma4_unified": "<turn|>", "phi_3": "<|end|>", "phi_35": "<|end|>",
