@@ -1,4 +1,5 @@
-"""Preference losses (`rl: dpo | ipo`; orpo and simpo in train/reference_free.py): TRL 1.14's DPO losses, per pair, with the reference model's log-probs.
+"""Preference losses (`rl: dpo | ipo`; orpo and simpo in train/reference_free.py): TRL 1.14's DPO losses, per pair,
+with the reference model's log-probs.
 
 A micro-batch holds B pairs as 2B rows, [every prompt+chosen; every prompt+rejected], as TRL's
 collator builds them. Each row's log-probability is the sum over its completion tokens; the loss of
