@@ -36,6 +36,13 @@ def wrong_type(key: str, value: Any, expected: str, where: str = "") -> DataErro
                      "fix the row: every row of a dataset must have the same field types")
 
 
+def _text(key: str, value: Any, where: str) -> str:
+    """A value that is not a plain str or None: a str subclass as str, anything else refused."""
+    if isinstance(value, str):
+        return str(value)
+    raise wrong_type(key, value, "text", where)
+
+
 def need(row: Mapping[str, Any], key: str, where: str = "", hint: str = "") -> str:
     """row[key], which must be text (missing or null: an error)."""
     value = row.get(key)
@@ -43,9 +50,7 @@ def need(row: Mapping[str, Any], key: str, where: str = "", hint: str = "") -> s
         return value
     if value is None:
         raise missing(row, key, where, hint)
-    if isinstance(value, str):
-        return str(value)
-    raise wrong_type(key, value, "text", where)
+    return _text(key, value, where)
 
 
 def nullable(row: Mapping[str, Any], key: str, where: str = "") -> str:
@@ -57,9 +62,7 @@ def nullable(row: Mapping[str, Any], key: str, where: str = "") -> str:
         if key not in row:
             raise missing(row, key, where)
         return ""
-    if isinstance(value, str):
-        return str(value)
-    raise wrong_type(key, value, "text", where)
+    return _text(key, value, where)
 
 
 def opt(row: Mapping[str, Any], key: str, where: str = "") -> str:
@@ -69,9 +72,7 @@ def opt(row: Mapping[str, Any], key: str, where: str = "") -> str:
         return value
     if value is None:
         return ""
-    if isinstance(value, str):
-        return str(value)
-    raise wrong_type(key, value, "text", where)
+    return _text(key, value, where)
 
 
 def flag(row: Mapping[str, Any], key: str, where: str = "", weights: bool = False) -> bool | None:
