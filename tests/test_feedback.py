@@ -73,3 +73,12 @@ def test_waiting_measures_until_the_first_output(newtune_log):
     w.stop()  # later output does not move the measurement
     w.report()
     assert w.elapsed == first and "first reply: time to its first text: " in buf.getvalue()
+
+
+def test_a_failed_step_on_a_terminal_ends_its_spinner(newtune_log):
+    buf = newtune_log(terminal=True)
+    with pytest.raises(OSError), feedback.step("loading base model m"):
+        raise OSError("broken")
+    with feedback.step("loading it again"):  # rich refuses a second live display while one is still running
+        pass
+    assert "loading base model m: done" not in buf.getvalue() and "loading it again: done in " in buf.getvalue()

@@ -29,32 +29,30 @@ def _console() -> Any:
 @contextmanager
 def step(what: str) -> Iterator[None]:
     """`with step("loading base model x"): ...` → a spinner (terminal) or a start line (log), then
-    `loading base model x: 3.2 s`."""
-    t0 = time.perf_counter()
-    console = _console()
-    if not log.isEnabledFor(logging.INFO):
+    `loading base model x: done in 3.2 s`; nothing is claimed when the step fails."""
+    wait = Waiting(what, announce=True)
+    try:
         yield
-        return
-    if console is not None and console.is_terminal:
-        with console.status(f"{what}…"):
-            yield
-    else:
-        log.info("%s…", what)
-        yield
-    log.info("%s: done in %.1f s", what, time.perf_counter() - t0)
+    finally:
+        wait.stop()  # the spinner ends either way
+    wait.report("done in ")
 
 
 class Waiting:
     """A spinner for a wait whose end comes from a callback (the first token of a streamed reply):
-    `w = Waiting("..."); ...; w.stop()` at the first output, `w.report()` once the output is complete."""
+    `w = Waiting("..."); ...; w.stop()` at the first output, `w.report()` once the output is complete.
+    `announce`: without a terminal, log a start line instead of the spinner."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, announce: bool = False) -> None:
         self.what, self.t0, self.elapsed = what, time.perf_counter(), None
+        self.shown = log.isEnabledFor(logging.INFO)
         console = _console()
         self._status = None
-        if log.isEnabledFor(logging.INFO) and console is not None and console.is_terminal:
+        if self.shown and console is not None and console.is_terminal:
             self._status = console.status(f"{what}…")
             self._status.start()
+        elif self.shown and announce:
+            log.info("%s…", what)
 
     def stop(self) -> None:
         if self.elapsed is None:
@@ -62,6 +60,7 @@ class Waiting:
             if self._status is not None:
                 self._status.stop()
 
-    def report(self) -> None:
+    def report(self, prefix: str = "") -> None:
         self.stop()
-        log.info("%s: %.1f s", self.what, self.elapsed)
+        if self.shown:
+            log.info("%s: %s%.1f s", self.what, prefix, self.elapsed)

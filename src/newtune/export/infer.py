@@ -79,8 +79,12 @@ class Replier:
             self.out.print(t, end="", markup=False, highlight=False, emoji=False, soft_wrap=True)
 
         o = self.options
-        reply = generate(self.model, self.tokenizer, ids, max_new_tokens=o["max_new_tokens"],
-                         temperature=o["temperature"], stop_ids=o["stops"], task_id=o["task_id"], on_text=on_text)
+        try:
+            reply = generate(self.model, self.tokenizer, ids, max_new_tokens=o["max_new_tokens"],
+                             temperature=o["temperature"], stop_ids=o["stops"], task_id=o["task_id"], on_text=on_text)
+        finally:
+            if wait is not None:
+                wait.stop()  # a failed or interrupted reply ends the spinner too
         if not started:  # an empty reply: still end the spinner and show the prefix
             on_text("")
         self.out.print()
