@@ -112,10 +112,16 @@ def test_accumulation_gives_the_step_of_one_big_batch(tmp_path, tiny_model_dir):
 
 
 def test_sigkill_then_resume_reproduces_the_losses(tmp_path, tiny_model_dir):
+    assert_sigkill_resume_reproduces(tmp_path, tiny_model_dir)
+
+
+def assert_sigkill_resume_reproduces(tmp_path: Path, model_dir: Path, **method) -> None:
+    """kill -9 after the checkpoint of step 8 of 16, resume with auto_resume: the losses of the uninterrupted run.
+    `method`: the rl keys (default rl: dpo)."""
     def config(out: str) -> Path:
         path = tmp_path / f"{out}.yml"
-        keys = dpo_keys(tmp_path, tiny_model_dir, out, num_epochs=2, micro_batch_size=1, save_steps=4,
-                        save_strategy=None, lora_dropout=0.3, learning_rate=0.01)
+        keys = dpo_keys(tmp_path, model_dir, out, num_epochs=2, micro_batch_size=1, save_steps=4,
+                        save_strategy=None, lora_dropout=0.3, learning_rate=0.01, **method)
         path.write_text(yaml.safe_dump(keys))
         return path
 

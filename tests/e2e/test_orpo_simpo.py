@@ -4,15 +4,13 @@ accumulation, kill -9 resume, preprocess --debug, config errors from the CLI."""
 from __future__ import annotations
 
 import io
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from e2e.test_dpo import NEWTUNE, dpo_keys, newtune, records, write_config
+from e2e.test_dpo import assert_sigkill_resume_reproduces, dpo_keys, newtune, records, write_config
 from tolerances import EPS, training_rel_tol
 
 ORPO_METRICS = {"rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
@@ -84,31 +82,7 @@ def test_simpo_pair_loss_accumulates_to_the_step_of_one_big_batch(tmp_path, tiny
 
 
 def test_orpo_sigkill_then_resume_reproduces_the_losses(tmp_path, tiny_model_dir):
-    def config(out: str) -> Path:
-        path = tmp_path / f"{out}.yml"
-        keys = dpo_keys(tmp_path, tiny_model_dir, out, num_epochs=2, micro_batch_size=1, save_steps=4,
-                        save_strategy=None, lora_dropout=0.3, learning_rate=0.01, **METHOD["orpo"])
-        path.write_text(yaml.safe_dump(keys))
-        return path
-
-    def losses(out: str) -> dict[int, float]:
-        return {r["step"]: r["loss"] for r in records(tmp_path / out) if "loss" in r}
-
-    whole = subprocess.Popen([NEWTUNE, "train", str(config("whole"))], stderr=subprocess.PIPE, text=True)
-    killed = subprocess.Popen([NEWTUNE, "train", str(config("killed"))], stderr=subprocess.PIPE, text=True)
-    marker = tmp_path / "killed" / "checkpoint-8" / "newtune_checkpoint.json"
-    while not marker.exists():
-        assert killed.poll() is None, killed.stderr.read()[-2000:]
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    assert len(losses("killed")) < 16
-    resumed = subprocess.run([NEWTUNE, "train", str(config("killed")), "--auto_resume_from_checkpoints", "true"],
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming from" in resumed.stderr
-    assert whole.wait(timeout=600) == 0, whole.stderr.read()[-3000:]
-    assert sorted(losses("whole")) == list(range(1, 17))
-    assert losses("killed") == losses("whole")
+    assert_sigkill_resume_reproduces(tmp_path, tiny_model_dir, **METHOD["orpo"])
 
 
 @pytest.mark.parametrize("rl", ["orpo", "simpo"])
