@@ -31,7 +31,6 @@ from typing import Any
 ROWS_FILE = "rows.arrow"
 META_FILE = "meta.json"
 IDENTITY_ENV = "NEWTUNE_CACHE_IDENTITY"
-IDENTITY_MODES = ("stat", "content")
 _code_hash: str | None = None
 log = logging.getLogger(__name__)
 
@@ -45,10 +44,11 @@ def cache_dir(data: Any) -> Path:
 
 def identity_mode() -> str:
     """NEWTUNE_CACHE_IDENTITY: `stat` (default) or `content`; anything else is a user error."""
+    from newtune import env
     from newtune.errors import NewtuneError
 
-    mode = os.environ.get(IDENTITY_ENV, "").strip().lower() or "stat"
-    if mode not in IDENTITY_MODES:
+    mode = env.value(IDENTITY_ENV) or "stat"
+    if mode not in env.VARIABLES[IDENTITY_ENV].allowed:  # also when called without the CLI's start-up check
         raise NewtuneError(IDENTITY_ENV, f"unknown value {os.environ[IDENTITY_ENV]!r}",
                            "stat (size, mtime, ctime: the default) or content (sha256 of every source file)")
     return mode
