@@ -174,8 +174,8 @@ def main() -> None:
     raw = make_config(data_file, work, args.full)
     cfg = load_config(None, raw=raw)
     tok = load_tokenizer_for(cfg.model)
-    ds = prepare(cfg.data, tok, seed=0).train
-    lengths = B.lengths_of(ds)
+    rows = prepare(cfg.data, tok, seed=0).train
+    lengths = rows.lengths()
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
     peak = matmul_peak_gflops(args.threads)
@@ -188,14 +188,14 @@ def main() -> None:
 
     def batches(packed: bool, flat: bool) -> list:  # newtune's own epoch plan and collate, as in `newtune train`
         plan = B.epoch_plan(lengths, batch_size=2, packed=packed, capacity=512, seed=0)[:need]
-        return [B.collate(ds, m, packed=packed, pad_id=pad_id, pad_to=None, flatten=flat) for m in plan]
+        return [B.collate(rows, m, packed=packed, pad_id=pad_id, pad_to=None, flatten=flat) for m in plan]
 
     print(f"cpu: {cpu_model_name()} | threads {args.threads} | torch {torch.__version__} | load average "
           f"{os.getloadavg()[0]:.1f} | {OPENMP}")
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s | model params N={n_params / 1e6:.1f}M | "
           f"{'full 6N' if args.full else 'LoRA r=8 4N'} = {flops_per_token / 1e9:.2f} GFLOP/token")
     padded = batches(False, False)
-    print(f"data: {len(ds)} rows from {data_file.name}, mean {lengths.mean():.0f} tokens; packing efficiency "
+    print(f"data: {len(rows)} rows from {data_file.name}, mean {lengths.mean():.0f} tokens; packing efficiency "
           f"{packing_efficiency(lengths, pack_lengths(lengths, 512, seed=0), 512):.2%}; padded batches' real-token "
           f"share {sum(b.n_tokens for b in padded) / sum(b.input_ids.numel() for b in padded):.1%}")
     fast = enable_fast_paths(model, "cpu")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-import datasets
 import pytest
 import torch
 from tiny_run import tiny_run_fixture  # noqa: F401 (the tiny_run fixture)
 
+from newtune.data.rows import Rows
 from newtune.train.batches import epoch_plan, eval_batches
 from newtune.train.evaluate import evaluate_loss
 from tolerances import decoder_terms, rel_tol
@@ -21,8 +21,8 @@ ROWS = [  # input_ids, labels (-100: not trained)
 
 
 def eval_set():
-    return datasets.Dataset.from_dict({"input_ids": [r[0] for r in ROWS], "labels": [r[1] for r in ROWS],
-                                       "length": [len(r[0]) for r in ROWS]})
+    return Rows.of_columns({"input_ids": [r[0] for r in ROWS], "labels": [r[1] for r in ROWS],
+                            "length": [len(r[0]) for r in ROWS]})
 
 
 def reference_loss(model) -> float:

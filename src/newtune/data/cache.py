@@ -264,10 +264,3 @@ def int_array(values: Any) -> Any:
 
         values = np.ascontiguousarray(values)
     return pa.Array.from_buffers(pa.int32() if int32 else pa.int64(), len(values), [None, pa.py_buffer(values)])
-
-
-def open_rows(path: Path) -> Any:
-    """The cached rows as a memory-mapped `datasets.Dataset`."""
-    import datasets
-
-    return datasets.Dataset.from_file(str(path), in_memory=False)

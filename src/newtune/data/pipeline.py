@@ -20,7 +20,7 @@ from newtune.data.filters import PartStats, keep_rows
 from newtune.data.options import options_of
 from newtune.data.room import check_template_room
 from newtune.data.rowcodec import expand_columns, format_context
-from newtune.data.rows import EVAL_FILE, PreparedData, PreparedRows, Rows, Summary, shuffle_split, task_column
+from newtune.data.rows import EVAL_FILE, PreparedRows, Rows, Summary, shuffle_split, task_column
 from newtune.data.sources import local_files
 from newtune.data.types import FormatContext
 from newtune.errors import DataError
@@ -28,31 +28,27 @@ from newtune.errors import DataError
 GC_YOUNG = 20_000  # young-generation GC threshold while encoding (Python's default is 700)
 
 
-def prepare(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None, tasks: bool = False) -> PreparedData:
-    """Encode (or reuse the cache), then shuffle and split as the config says; `datasets.Dataset`s.
-
-    `tasks` (multitask prompt tuning): add a task_id column, each row's dataset's `task_id` (default 0)."""
+def prepare(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None, tasks: bool = False) -> PreparedRows:
+    """As `prepare_rows`, for training. `tasks` (multitask prompt tuning): rows carry a task_id column, each
+    row's dataset's `task_id` (default 0)."""
     rows = prepare_rows(data, tokenizer, seed=seed, console=console)
     if not tasks:
-        return PreparedData(rows.train.to_dataset(), rows.eval.to_dataset() if rows.eval else None, rows.summary)
+        return rows
     train_tasks = task_column(data.datasets, rows.summary.train.per_dataset)
     evalset = None
     if rows.eval is not None:
-        from_test = rows.eval.path.name == EVAL_FILE
-        tasks = task_column(data.test_datasets, rows.summary.test.per_dataset) if from_test else train_tasks
-        evalset = rows.eval.to_dataset(task_ids=tasks)
-    return PreparedData(rows.train.to_dataset(task_ids=train_tasks), evalset, rows.summary)
+        from_test = rows.eval.path is not None and rows.eval.path.name == EVAL_FILE
+        evalset = rows.eval.with_tasks(task_column(data.test_datasets, rows.summary.test.per_dataset) if from_test else train_tasks)
+    return PreparedRows(rows.train.with_tasks(train_tasks), evalset, rows.summary)
 
 
-def prepare_pretraining(data: DataConfig, tokenizer: Any, *, rows: int) -> PreparedData:
+def prepare_pretraining(data: DataConfig, tokenizer: Any, *, rows: int) -> PreparedRows:
     """The first `rows` packed rows of the `pretraining_dataset` stream (all a max_steps run reads), in order.
 
     The stream has no end, so training reads exactly what its steps need, once, before the first step:
     the rows are then indexed like any dataset, which keeps resume exact.
     """
     from itertools import islice
-
-    from datasets import Dataset
 
     from newtune.data.formats.pretraining import prepare_stream
 
@@ -66,11 +62,11 @@ def prepare_pretraining(data: DataConfig, tokenizer: Any, *, rows: int) -> Prepa
                       trainable=sum(sum(1 for x in lab if x != -100) for lab in columns["labels"]))
     summary = Summary(train=stats, test=None, train_rows=len(taken), eval_rows=0,
                       seconds=time.perf_counter() - start, cached=False, cache_path="")
-    return PreparedData(Dataset.from_dict(columns), None, summary)
+    return PreparedRows(Rows.of_columns(columns), None, summary)
 
 
 def prepare_rows(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None) -> PreparedRows:
-    """As `prepare`, as light Arrow views."""
+    """Encode (or reuse the cache), then shuffle and split as the config says: the rows preprocess and train read."""
     from newtune.data.tokenizer import fingerprint
 
     start = time.perf_counter()

@@ -25,11 +25,11 @@ from newtune.data import cache
 from newtune.data.filters import PartStats
 from newtune.data.formats.preference import PREFERENCE_FORMATS
 from newtune.data.formats.preference.pair import Pair
+from newtune.data.rows import EVAL_FILE, PreparedRows, Rows
 from newtune.data.sources import iter_batches
 from newtune.errors import DataError
 
 COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
-EVAL_FILE = "eval.arrow"
 SHOWN = 5  # identical pairs named in the warning
 
 
@@ -187,10 +187,10 @@ def check_types(data: DataConfig) -> None:
         raise ConfigError("config", problems)
 
 
-def prepare_pair_rows(data: DataConfig, tok: Any, *, seed: int, console: Any = None) -> Any:
+def prepare_pair_rows(data: DataConfig, tok: Any, *, seed: int, console: Any = None) -> PreparedRows:
     """Encode (or reuse the cache), shuffle and split: PreparedRows whose Arrow rows hold the pair columns."""
     from newtune.data.pipeline import source_identities
-    from newtune.data.rows import PreparedRows, Rows, Summary, shuffle_split
+    from newtune.data.rows import Rows, Summary, shuffle_split
     from newtune.data.tokenizer import fingerprint
 
     start = time.perf_counter()
@@ -217,20 +217,11 @@ def prepare_pair_rows(data: DataConfig, tok: Any, *, seed: int, console: Any = N
     return PreparedRows(train, evalset, summary)
 
 
-def prepare_pairs(data: DataConfig, tok: Any, *, seed: int, console: Any = None) -> Any:
-    """As prepare_pair_rows, as memory-mapped `datasets.Dataset`s (for training)."""
-    from newtune.data.rows import PreparedData
-
-    rows = prepare_pair_rows(data, tok, seed=seed, console=console)
-    return PreparedData(rows.train.to_dataset(), rows.eval.to_dataset() if rows.eval else None, rows.summary)
-
-
-def iter_pairs(rows: Any, limit: int) -> Iterator[dict[str, list[int]]]:
+def iter_pairs(rows: Rows, limit: int) -> Iterator[dict[str, list[int]]]:
     """The first `limit` pairs of prepared Rows, in their order (for --debug and --dump)."""
-    table = rows.table()
-    order = rows.order if rows.order is not None else range(table.num_rows)
-    for i in list(order)[:limit]:
-        yield {c: table.column(c)[int(i)].as_py() for c in COLUMNS}
+    for start in range(0, min(limit, len(rows)), 1000):
+        got = rows.fetch(range(start, min(start + 1000, limit, len(rows))), COLUMNS)
+        yield from ({c: got[c][i] for c in COLUMNS} for i in range(len(got[COLUMNS[0]])))
 
 
 def pair_views(pair: dict[str, list[int]]) -> list[tuple[str, dict[str, list[int]]]]:

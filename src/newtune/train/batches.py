@@ -9,20 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from newtune.data.pack import batches_of_bins, pack_lengths
+from newtune.data.rows import Rows
+
+if TYPE_CHECKING:
+    from newtune.train.collate import Batch
+
+T = TypeVar("T")
 
 MicroBatch = list[np.ndarray]
-
-
-def lengths_of(ds: Any) -> np.ndarray:
-    """The `length` column as int64 (computed from input_ids when the dataset lacks it)."""
-    if "length" in ds.column_names:
-        return np.asarray(ds.with_format("numpy")["length"], dtype=np.int64)
-    return np.asarray([len(x) for x in ds["input_ids"]], dtype=np.int64)
 
 
 def epoch_plan(lengths: np.ndarray, *, batch_size: int, packed: bool, capacity: int, seed: int | None) -> list[MicroBatch]:
@@ -40,8 +39,8 @@ def steps_in_epoch(n_micro: int, accumulation: int, world: int) -> int:
     return -(-n_micro // per_step) if world == 1 else n_micro // per_step
 
 
-def collate(ds: Any, micro: MicroBatch, *, packed: bool, pad_id: int, pad_to: int | None,
-            flatten: bool = False) -> Any:
+def collate(rows: Rows, micro: MicroBatch, *, packed: bool, pad_id: int, pad_to: int | None,
+            flatten: bool = False) -> Batch:
     """Rows of `micro` fetched in one read and collated (padded, or packed with position_ids).
 
     flatten (flash_attention_2, per-document CPU attention): the rows go in one unpadded row with
@@ -49,13 +48,12 @@ def collate(ds: Any, micro: MicroBatch, *, packed: bool, pad_id: int, pad_to: in
     """
     from newtune.train.collate import flat_batch, pack_batch, pad_batch
 
-    flat = np.concatenate(micro).tolist()
-    got = ds[flat]
-    rows = [{"input_ids": i, "labels": lab} for i, lab in zip(got["input_ids"], got["labels"], strict=True)]
+    got = rows.fetch(np.concatenate(micro), ("input_ids", "labels", "task_id"))
+    encoded = [{"input_ids": i, "labels": lab} for i, lab in zip(got["input_ids"], got["labels"], strict=True)]
     if flatten and not packed:
-        return flat_batch(rows, width=pad_to or max(len(r["input_ids"]) for r in rows))
+        return flat_batch(encoded, width=pad_to or max(len(r["input_ids"]) for r in encoded))
     if not packed:
-        batch = pad_batch(rows, pad_id, pad_to=pad_to)
+        batch = pad_batch(encoded, pad_id, pad_to=pad_to)
         if "task_id" in got:  # multitask prompt tuning (never packed): each row's task picks its prompt
             import torch
 
@@ -63,26 +61,26 @@ def collate(ds: Any, micro: MicroBatch, *, packed: bool, pad_id: int, pad_to: in
         return batch
     bins, start = [], 0
     for seq in micro:
-        bins.append(rows[start : start + len(seq)])
+        bins.append(encoded[start : start + len(seq)])
         start += len(seq)
     return pack_batch(bins, pad_id, pad_to=pad_to, flatten=flatten)
 
 
-def shard(items: Sequence[Any], rank: int, world: int) -> list[Any]:
+def shard(items: Sequence[T], rank: int, world: int) -> list[T]:
     """This rank's share: items rank, rank + world, ... (the same split on every epoch)."""
     return list(items[rank::world])
 
 
-def eval_batches(ds: Any, *, batch_size: int, packed: bool, capacity: int, pad_id: int, pad_to: int | None,
-                 rank: int = 0, world: int = 1, flatten: bool = False) -> Iterator[tuple[Any, bool]]:
+def eval_batches(rows: Rows, *, batch_size: int, packed: bool, capacity: int, pad_id: int, pad_to: int | None,
+                 rank: int = 0, world: int = 1, flatten: bool = False) -> Iterator[tuple[Batch, bool]]:
     """This rank's eval micro-batches in dataset order, as (batch, counts).
 
     Every rank runs the same number of forward passes (DDP and FSDP forwards are collective): a rank
     whose share is short repeats the first batch with counts=False, and its result is dropped.
     """
-    plan = epoch_plan(lengths_of(ds), batch_size=batch_size, packed=packed, capacity=capacity, seed=None)
+    plan = epoch_plan(rows.lengths(), batch_size=batch_size, packed=packed, capacity=capacity, seed=None)
     mine = shard(plan, rank, world)
     rounds = -(-len(plan) // world)
     for i in range(rounds):
         micro = mine[i] if i < len(mine) else plan[0]
-        yield collate(ds, micro, packed=packed, pad_id=pad_id, pad_to=pad_to, flatten=flatten), i < len(mine)
+        yield collate(rows, micro, packed=packed, pad_id=pad_id, pad_to=pad_to, flatten=flatten), i < len(mine)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from newtune.config.run import RunConfig
+from newtune.data.rows import Rows
 from newtune.errors import NewtuneError
 
 
@@ -24,7 +25,7 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 700 else float("inf")
 
 
-def evaluate_loss(model: Any, ds: Any, cfg: RunConfig, *, pad_id: int, accelerator: Any = None) -> EvalResult:
+def evaluate_loss(model: Any, rows: Rows, cfg: RunConfig, *, pad_id: int, accelerator: Any = None) -> EvalResult:
     """Token-mean loss over the whole eval set, summed across ranks before dividing."""
     import torch
 
@@ -40,7 +41,7 @@ def evaluate_loss(model: Any, ds: Any, cfg: RunConfig, *, pad_id: int, accelerat
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=device)  # [loss sum, trained tokens]
     with torch.no_grad():
-        for batch, counts in eval_batches(ds, batch_size=t.eval_batch_size or t.micro_batch_size, packed=packed,
+        for batch, counts in eval_batches(rows, batch_size=t.eval_batch_size or t.micro_batch_size, packed=packed,
                                           capacity=seq_len, pad_id=pad_id, rank=rank, world=world,
                                           pad_to=seq_len if t.pad_to_sequence_len else None,
                                           flatten=uses_flat_batches(model)):
@@ -53,7 +54,7 @@ def evaluate_loss(model: Any, ds: Any, cfg: RunConfig, *, pad_id: int, accelerat
     model.train(was_training)
     loss_sum, n = total.tolist()  # one host sync per evaluation
     loss = loss_sum / n if n else float("nan")
-    return EvalResult(loss=loss, perplexity=perplexity(loss), tokens=int(n), rows=len(ds))
+    return EvalResult(loss=loss, perplexity=perplexity(loss), tokens=int(n), rows=len(rows))
 
 
 def load_trained(cfg: RunConfig, tokenizer: Any, dtype: Any) -> Any:

@@ -147,7 +147,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     from newtune.data.cache import cache_dir
     from newtune.data.inspect import packing_line
     from newtune.data.pipeline import prepare, prepare_pretraining
-    from newtune.data.preference import prepare_pairs
+    from newtune.data.preference import prepare_pair_rows
     from newtune.data.tokenizer import tokenizer_for
     from newtune.model.adapters import apply_adapter
     from newtune.model.load import load_model
@@ -178,14 +178,14 @@ def setup(cfg: RunConfig, console: Any) -> Run:
     tokenizer = tokenizer_for(cfg.model)
     with distributed.data_first(acc, cache_dir(cfg.data)):  # rank 0 builds the cache; the others wait on its lock
         if cfg.data.rl:  # preference pairs: prompt/chosen/rejected ids (data/preference.py)
-            data = prepare_pairs(cfg.data, tokenizer, seed=t.seed, console=console if acc.is_main_process else None)
+            data = prepare_pair_rows(cfg.data, tokenizer, seed=t.seed, console=console if acc.is_main_process else None)
         elif cfg.data.datasets:
             data = prepare(cfg.data, tokenizer, seed=t.seed, console=console if acc.is_main_process else None,
                            tasks=cfg.adapter.adapter == "multitask_prompt_tuning")
         else:  # pretraining_dataset only: read the rows max_steps needs (config requires max_steps)
             rows = t.max_steps * t.micro_batch_size * t.gradient_accumulation_steps * acc.num_processes
             data = prepare_pretraining(cfg.data, tokenizer, rows=rows)
-    lengths = B.lengths_of(data.train)
+    lengths = data.train.lengths()  # read once from the cache's length column
     first_plan = epoch_plan(cfg, lengths, 0)  # the schedule's counts and the packing report come from epoch 0's plan
     has_eval = data.eval is not None and len(data.eval) > 0
     sched = make_schedule(cfg, len(first_plan), acc.num_processes, has_eval)

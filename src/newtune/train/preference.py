@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from newtune.data.preference import COLUMNS
+from newtune.data.rows import Rows
 from newtune.model.wrappers import unwrap_model
 from newtune.train.loss import CHUNK_TOKENS, fast_path_applies
 
@@ -210,12 +212,11 @@ class PreferenceObjective:
         self.pad_id, self.max_length, self.ref_model = pad_id, max_length, ref_model
         self.sums: torch.Tensor | None = None  # per METRICS, plus the pair count, since the last take
 
-    def collate(self, ds: Any, micro: list) -> PairBatch:
+    def collate(self, rows: Rows, micro: list) -> PairBatch:
         import numpy as np
 
-        got = ds[np.concatenate(micro).tolist()]
-        rows = [{k: got[k][i] for k in ("prompt_ids", "chosen_ids", "rejected_ids")} for i in range(len(got["prompt_ids"]))]
-        return collate_pairs(rows, self.pad_id, self.max_length)
+        got = rows.fetch(np.concatenate(micro), COLUMNS)
+        return collate_pairs([dict(zip(COLUMNS, r, strict=True)) for r in zip(*got.values(), strict=True)], self.pad_id, self.max_length)
 
     def loss_sum(self, model: Any, batch: PairBatch) -> tuple[torch.Tensor, int]:
         """(sum over the batch's pairs of their loss, pairs); the reward metrics are accumulated."""
@@ -226,8 +227,8 @@ class PreferenceObjective:
         self.accumulate(policy.detach(), ref)
         return losses.sum(), batch.n_trained
 
-    def evaluate(self, model: Any, ds: Any, acc: Any, batch_size: int) -> PairEval:
-        return evaluate_pairs(model, ds, self, batch_size=batch_size, accelerator=acc)
+    def evaluate(self, model: Any, rows: Rows, acc: Any, batch_size: int) -> PairEval:
+        return evaluate_pairs(model, rows, self, batch_size=batch_size, accelerator=acc)
 
     def accumulate(self, policy: torch.Tensor, ref: torch.Tensor) -> None:
         chosen_r, rejected_r = (self.beta * (policy - ref)).chunk(2)
@@ -283,13 +284,13 @@ class PairEval:
     perplexity: float | None = None  # not defined for a preference loss
 
 
-def evaluate_pairs(model: Any, ds: Any, objective: PreferenceObjective, *, batch_size: int, accelerator: Any,
+def evaluate_pairs(model: Any, rows: Rows, objective: PreferenceObjective, *, batch_size: int, accelerator: Any,
                    ) -> PairEval:
     """Mean loss and reward metrics over every eval pair (all ranks), as eval_loss and eval_rewards/..."""
     from newtune.train.batches import shard
 
     rank, world = accelerator.process_index, accelerator.num_processes
-    n = len(ds)
+    n = len(rows)
     plan = [[torch.arange(s, min(s + batch_size, n)).numpy()] for s in range(0, n, batch_size)]
     mine = shard(plan, rank, world)
     rounds = -(-len(plan) // world)
@@ -300,7 +301,7 @@ def evaluate_pairs(model: Any, ds: Any, objective: PreferenceObjective, *, batch
     with torch.no_grad():
         for i in range(rounds):  # every rank runs the same number of forwards (collective under DDP/FSDP)
             counts, before = i < len(mine), objective.sums
-            batch = objective.collate(ds, mine[i] if counts else plan[0]).to(accelerator.device)
+            batch = objective.collate(rows, mine[i] if counts else plan[0]).to(accelerator.device)
             loss_sum, pairs = objective.loss_sum(model, batch)
             if counts:
                 total[0] += loss_sum.double()
