@@ -20,13 +20,13 @@ CHAT_TEMPLATE_FALLBACK_PREFIX = "tokenizer_default_fallback_"
 # axolotl 0.21.0's named templates; each is src/newtune/data/templates/<name>.jinja, written for newtune and
 # rendering byte for byte what axolotl's does (tests/data/templates/).
 NAMED_TEMPLATES = (
-    "alpaca aya chatml cohere deepseek_v2 deepseek_v3 exaone exaone4 falcon_h1 gemma gemma3 gemma3n jamba llama3 "
-    "llama3_2_vision llama4 llava metharme mistral_v1 mistral_v2v3 mistral_v3_tekken mistral_v7_tekken nemotron_h "
-    "phi_3 phi_35 phi_4 pixtral qwen2_vl qwen3 qwen3_5 qwen_25"
+    "alpaca aya chatml cohere command_a command_a_rag command_a_tool_use deepseek_v2 deepseek_v3 exaone exaone4 "
+    "falcon_h1 gemma gemma3 gemma3n jamba llama3 llama3_2_vision llama4 llava metharme mistral_v1 mistral_v2v3 "
+    "mistral_v3_tekken mistral_v7_tekken nemotron_h phi_3 phi_35 phi_4 pixtral qwen2_vl qwen3 qwen3_5 qwen_25"
 ).split()
 # axolotl's named templates newtune does not ship yet: known, refused with "not supported yet".
 AXOLOTL_ONLY_TEMPLATES = (
-    "gemma4 gemma4_unified command_a command_a_tool_use command_a_rag"
+    "gemma4 gemma4_unified"
 ).split()
 CHAT_TEMPLATES = (*CHAT_TEMPLATE_CHOICES, *NAMED_TEMPLATES)
 
