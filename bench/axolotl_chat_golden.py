@@ -136,8 +136,67 @@ def reasoning_and_tool_cases() -> list[dict]:
             {"top": {"chat_template_kwargs": {"skip_think": False, "enable_thinking": False}}, "cases": kwargs}]
 
 
+DOCS = [{"title": "Paris", "text": "Paris is the capital of France."},
+        {"text": "Lyon is on the Rhone.", "url": "https://example.com/lyon"}]
+CALL2 = [*CALL, {"type": "function", "id": "call00002", "function": {"name": "get_time", "arguments": '{"tz": "CET"}'}}]
+TWO_CALLS = {"tools": TOOLS, "messages": [
+    m("system", "You are terse."), m("user", "Weather and time in Paris?"),
+    m("assistant", "", tool_calls=CALL2, tool_plan="I will look up the weather and the time."),
+    m("tool", "18C", tool_call_id="call00001", name="get_weather"), m("tool", "12:00", tool_call_id="call00002", name="get_time"),
+    m("assistant", "18C at noon.")]}
+CITED = {"messages": [m("user", "Where is Paris?", name="ann"),
+                      m("assistant", "In France.", citations=[{"document_id": 0}])]}
+SCHEMA_TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city", "parameters": {
+    "type": "object", "required": ["city"], "properties": {
+        "city": {"type": "string", "description": "City name"}, "unit": {"type": "string", "enum": ["C", "F"]},
+        "days": {"type": "integer", "nullable": True}, "tags": {"type": "array", "items": {"type": "string"}},
+        "opts": {"type": "object", "properties": {"exact": {"type": "boolean"}}, "required": ["exact"]}}}}}]
+GEMMA_CALL = [{"type": "function", "id": "call00001", "function": {"name": "get_weather", "arguments": {
+    "city": "Paris", "days": 2, "tags": ["now"], "opts": {"exact": True}}}}]
+# gemma's own tool format: the results ride on the calling assistant turn (axolotl 0.21.0 drops a tool
+# message's name and tool_call_id, which gemma4's template then fails on)
+GEMMA_TOOLS = {"tools": SCHEMA_TOOLS, "messages": [
+    m("system", "You are terse."), m("user", "Weather in Paris?"),
+    m("assistant", "", tool_calls=GEMMA_CALL, reasoning_content="The user wants the weather.",
+      tool_responses=[{"name": "get_weather", "response": {"temp": "18C", "sunny": True}}]),
+    m("assistant", "It is 18C.")]}
+GEMMA_OPEN_CALL = {"messages": [m("user", "Weather in Paris?"), m("assistant", "Checking.", tool_calls=GEMMA_CALL),
+                                m("user", "Never mind."), m("assistant", "Ok.")]}
+
+
+def document_and_tool_cases() -> list[dict]:
+    """Documents (chat_template_kwargs, as axolotl passes them), several tool calls, gemma4's tool formats."""
+    docs = []
+    for t in ("command_a", "command_a_rag", "command_a_tool_use", "jamba"):
+        base = {"type": "chat_template", "chat_template": t}
+        docs += [{"name": f"{t}/documents", "dataset": base, "rows": [SYS, NOSYS]},
+                 {"name": f"{t}/documents_users_eos_all", "dataset": {**base, "roles_to_train": ["user", "assistant"],
+                                                                       "train_on_eos": "all"}, "rows": [SYS]}]
+    docs.append({"name": "command_a_tool_use/documents_tools", "dataset": {"type": "chat_template",
+                 "chat_template": "command_a_tool_use"}, "rows": [TOOL_ROW]})
+    more = []
+    for t in ("command_a", "command_a_rag"):
+        more.append({"name": f"{t}/tools", "dataset": {"type": "chat_template", "chat_template": t}, "rows": [TOOL_ROW]})
+    for t in ("command_a_tool_use", "jamba"):
+        base = {"type": "chat_template", "chat_template": t}
+        more += [{"name": f"{t}/two_calls", "dataset": base, "rows": [TWO_CALLS]},
+                 {"name": f"{t}/two_calls_users_eos_all", "dataset": {**base, "roles_to_train": ["user", "assistant"],
+                                                                       "train_on_eos": "all"}, "rows": [TWO_CALLS]}]
+    more.append({"name": "jamba/named_cited", "dataset": {"type": "chat_template", "chat_template": "jamba"}, "rows": [CITED]})
+    for t in ("gemma4", "gemma4_unified"):
+        base = {"type": "chat_template", "chat_template": t}
+        more += [{"name": f"{t}/tool_responses", "dataset": base, "rows": [GEMMA_TOOLS]},
+                 {"name": f"{t}/tool_responses_users_eos_all", "dataset": {**base, "roles_to_train": ["user", "assistant"],
+                                                                           "train_on_eos": "all"}, "rows": [GEMMA_TOOLS]},
+                 {"name": f"{t}/open_tool_call", "dataset": base, "rows": [GEMMA_OPEN_CALL]}]
+    think = [{"name": f"{t}/enable_thinking", "dataset": {"type": "chat_template", "chat_template": t}, "rows": [SYS, NOSYS]}
+             for t in ("gemma4", "gemma4_unified")]
+    return [{"top": {"chat_template_kwargs": {"documents": DOCS}}, "cases": docs}, {"top": {}, "cases": more},
+            {"top": {"chat_template_kwargs": {"enable_thinking": True}}, "cases": think}]
+
+
 def runs() -> list[dict]:
-    return template_cases() + reasoning_and_tool_cases()
+    return template_cases() + reasoning_and_tool_cases() + document_and_tool_cases()
 
 
 class FixedDate:

@@ -96,8 +96,9 @@ class ChatTemplate:
 
     def render(self, messages: list[dict[str, Any]], tools: Any = None, **kw: Any) -> str:
         try:
-            return self.compiled.render(messages=messages, tools=tools or None, documents=None,
-                                        **{**self.context, **kw})
+            # chat_template_kwargs may give `documents` (RAG templates) or `tools`; a row's own tools win, as in axolotl
+            return self.compiled.render(**{"documents": None, **self.context, **kw, "messages": messages,
+                                           "tools": tools or self.context.get("tools") or None})
         except Exception as e:  # a template error is the data's or the template's, never ours
             raise DataError("", f"the chat template failed on this row: {type(e).__name__}: {e}") from None
 
