@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import yaml
 
 from newtune import embedded, env
 from newtune.config.run import RunConfig
+
+if TYPE_CHECKING:
+    from newtune.config.data import DatasetConfig
 
 # Linear layers lora_target_linear adapts, by the base model's config.json model_type, for the models whose
 # layer names are known here (the decoder projections; the LM head is never adapted). Other models: the
@@ -62,7 +65,7 @@ def commented(item: dict, note: str | None, indent: str) -> list[str]:
     return text
 
 
-def dataset_lines(ds: Any, entry: dict) -> list[str]:
+def dataset_lines(ds: DatasetConfig, entry: dict) -> list[str]:
     """One `datasets:` entry, with the training rules a conversation type applies when its keys are unset."""
     from newtune.data.formats.chat_template import ChatOptions
     from newtune.data.options import options_of

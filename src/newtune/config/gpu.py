@@ -8,11 +8,14 @@ GPU path newtune has not built yet are refused as "not supported yet", never ign
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from newtune.config.base import Section
+
+if TYPE_CHECKING:
+    from newtune.config.run import RunConfig
 
 QuantDType = Literal["int4", "int8", "float8", "nvfp4", "mxfp4", "fp8"]
 
@@ -81,7 +84,7 @@ def _set(value: Any) -> bool:
     return value is not None and value is not False and value not in ("", [], {})
 
 
-def gpu_keys(cfg: Any) -> list[str]:
+def gpu_keys(cfg: RunConfig) -> list[str]:
     """The keys of `cfg` (a RunConfig) that ask for something only a CUDA GPU does, Liger's left out."""
     m = cfg.model
     keys = [k for k, on in (("load_in_8bit", m.load_in_8bit), ("load_in_4bit", m.load_in_4bit),
@@ -92,11 +95,11 @@ def gpu_keys(cfg: Any) -> list[str]:
     return keys + [k for k, v in cfg.gpu if _set(v) and k not in LIGER_SAME_MATH and k not in SETTINGS_ONLY]
 
 
-def liger_keys(cfg: Any) -> list[str]:
+def liger_keys(cfg: RunConfig) -> list[str]:
     return [k for k in LIGER_SAME_MATH if getattr(cfg.gpu, k)]
 
 
-def describe(cfg: Any, key: str) -> str:
+def describe(cfg: RunConfig, key: str) -> str:
     """`key: value` as the user wrote it, for messages."""
     for section in ("model", "train", "gpu"):
         part = getattr(cfg, section)
@@ -106,7 +109,7 @@ def describe(cfg: Any, key: str) -> str:
     return key
 
 
-def gpu_problems(cfg: Any, device_type: str) -> list[str]:
+def gpu_problems(cfg: RunConfig, device_type: str) -> list[str]:
     """What `train` must refuse on this device: GPU keys without CUDA, unbuilt GPU paths with it."""
     keys = gpu_keys(cfg)
     if device_type != "cuda":
@@ -115,7 +118,7 @@ def gpu_problems(cfg: Any, device_type: str) -> list[str]:
             for k in keys if k not in BUILT_ON_GPU]
 
 
-def check_device(cfg: Any, device_type: str) -> str | None:
+def check_device(cfg: RunConfig, device_type: str) -> str | None:
     """Raise one NewtuneError (exit 2) listing the GPU keys this device cannot run; the Liger note, if any.
 
     Called by `train` before anything loads.

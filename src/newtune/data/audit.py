@@ -14,9 +14,10 @@ from typing import Any
 from newtune.config.data import DataConfig, DatasetConfig
 from newtune.data.formats import FORMATS
 from newtune.data.options import options_of
+from newtune.data.types import Tokenizer
 
 
-def turn_end_warnings(data: DataConfig, tokenizer: Any) -> list[str]:
+def turn_end_warnings(data: DataConfig, tokenizer: Tokenizer) -> list[str]:
     """One message per chat dataset whose first row trains a turn and leaves its ending untrained."""
     from newtune.data.rowcodec import format_context
 
@@ -30,7 +31,7 @@ def turn_end_warnings(data: DataConfig, tokenizer: Any) -> list[str]:
     return out
 
 
-def turn_end_audit(ds: DatasetConfig, data: DataConfig, tokenizer: Any, ctx: Any) -> str | None:
+def turn_end_audit(ds: DatasetConfig, data: DataConfig, tokenizer: Tokenizer, ctx: Any) -> str | None:
     fmt = FORMATS.get(ds.type_name) if ds.type is not None else None
     if fmt is None or fmt.kind != "conversation":
         return None  # not a chat template

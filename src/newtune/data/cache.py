@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from newtune.config.data import DataConfig
+
 ROWS_FILE = "rows.arrow"
 META_FILE = "meta.json"
 IDENTITY_ENV = "NEWTUNE_CACHE_IDENTITY"
@@ -35,7 +37,7 @@ _code_hash: str | None = None
 log = logging.getLogger(__name__)
 
 
-def cache_dir(data: Any) -> Path:
+def cache_dir(data: DataConfig) -> Path:
     """`dataset_prepared_path`, else `<newtune cache>/prepared`."""
     from newtune.embedded import cache_root
 

@@ -23,11 +23,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from newtune.config.data import NAMED_TEMPLATES
+from newtune.config.data import NAMED_TEMPLATES, DataConfig, DatasetConfig
 from newtune.data import train_on as train_rules
 from newtune.data.jinja import compile_template, template_text
 from newtune.data.options import options_of
-from newtune.data.types import Conversation, Message, Segment
+from newtune.data.types import Conversation, Message, Segment, Tokenizer
 from newtune.errors import DataError, ModelError
 
 SENTINEL = "\ue000"  # a private-use character: never in template text, practically never in data
@@ -41,7 +41,7 @@ def named_template(name: str) -> str:
     return (TEMPLATES_DIR / f"{name}.jinja").read_text(encoding="utf-8")
 
 
-def _resolve_choice(choice: str | None, jinja: str | None, where: str, tokenizer: Any, top: str | None) -> str:
+def _resolve_choice(choice: str | None, jinja: str | None, where: str, tokenizer: Tokenizer, top: str | None) -> str:
     """Template text for one `chat_template:` choice; `top` is the run-wide template (what the tokenizer's
     template becomes in axolotl when the top level sets one)."""
     if choice is None:
@@ -64,7 +64,7 @@ def _resolve_choice(choice: str | None, jinja: str | None, where: str, tokenizer
     return own or _resolve_choice(fallback, jinja, where, tokenizer, None)
 
 
-def template_source(ds: Any, data: Any, tokenizer: Any) -> str:
+def template_source(ds: DatasetConfig, data: DataConfig, tokenizer: Tokenizer) -> str:
     """The template for dataset `ds`: its own chat_template/_jinja win over the top level's, as in axolotl."""
     opts = options_of(ds)
     own = opts.own_template()  # a template the format's keys choose (sharegpt's `conversation:`)
@@ -89,7 +89,7 @@ class ChatTemplate:
     skeletons: dict[tuple[tuple[str, bool], ...], list[str]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def build(cls, source: str, tokenizer: Any, kwargs: dict[str, Any] | None = None) -> ChatTemplate:
+    def build(cls, source: str, tokenizer: Tokenizer, kwargs: dict[str, Any] | None = None) -> ChatTemplate:
         # compiled as apply_chat_template compiles it (data/jinja.py), so templates render the same text
         context = {"add_generation_prompt": False, **tokenizer.special_tokens_map, **(kwargs or {})}
         return cls(source, compile_template(source), context)
@@ -111,13 +111,13 @@ class ChatSetup:
     rules: train_rules.TrainOn
     eot_re: re.Pattern[str] | None
     eot_len: int  # longest EOT token text
-    tokenizer: Any
+    tokenizer: Tokenizer
 
 
-_SETUPS: dict[tuple[int, int, int], tuple[Any, Any, Any, ChatSetup]] = {}
+_SETUPS: dict[tuple[int, int, int], tuple[DatasetConfig, DataConfig, Tokenizer, ChatSetup]] = {}
 
 
-def chat_setup(ds: Any, data: Any, tokenizer: Any) -> ChatSetup:
+def chat_setup(ds: DatasetConfig, data: DataConfig, tokenizer: Tokenizer) -> ChatSetup:
     """Cached per (dataset entry, data config, tokenizer) object; the cache keeps them alive, so ids stay unique."""
     key = (id(ds), id(data), id(tokenizer))
     hit = _SETUPS.get(key)
@@ -146,7 +146,7 @@ def message_dict(m: Message) -> dict[str, Any]:
     return d
 
 
-def render_segments(conv: Conversation, ds: Any, data: Any, tokenizer: Any) -> list[Segment]:
+def render_segments(conv: Conversation, ds: DatasetConfig, data: DataConfig, tokenizer: Tokenizer) -> list[Segment]:
     """Render `conv` once and return its text as Segments flagged trained or not."""
     setup = chat_setup(ds, data, tokenizer)
     rules = setup.rules

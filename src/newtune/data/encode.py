@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from newtune.data.columns import TokenColumns, from_pieces
-from newtune.data.types import IGNORE, Encoded, Segment
+from newtune.data.types import IGNORE, Encoded, Segment, Tokenizer
 
 
-def encode_pieces(batch: Sequence[Sequence[Segment]], tokenizer: Any) -> list[Encoded]:
+def encode_pieces(batch: Sequence[Sequence[Segment]], tokenizer: Tokenizer) -> list[Encoded]:
     """Tokenize each segment on its own (as axolotl does for styles and input_output), batched."""
     return encode_pieces_columns(batch, tokenizer).to_encoded()
 
 
-def encode_pieces_columns(batch: Sequence[Sequence[Segment]], tokenizer: Any) -> TokenColumns:
+def encode_pieces_columns(batch: Sequence[Sequence[Segment]], tokenizer: Tokenizer) -> TokenColumns:
     """`encode_pieces` as flat columns: one call into the Rust tokenizer per batch, no per-row lists.
 
     A segment given as parts is tokenized part by part where that gives its ids (`cuts_are_splits`), so the
@@ -43,7 +43,7 @@ def encode_pieces_columns(batch: Sequence[Sequence[Segment]], tokenizer: Any) ->
     return from_pieces(piece_ids(texts, tokenizer), train, counts)
 
 
-def splits_by_gpt2_regex(tokenizer: Any) -> bool:
+def splits_by_gpt2_regex(tokenizer: Tokenizer) -> bool:
     """Whether `tokenizer` is a plain Rust byte-level BPE whose only text splitting is GPT-2's pre-tokenizer regex
     (no normalizer, no prefix space) and whose added tokens hold no whitespace and strip nothing around them:
     then tokenizing texts cut where `cuts_are_splits` allows gives the ids of the whole text. SentencePiece
@@ -82,7 +82,7 @@ def cuts_are_splits(parts: Sequence[str]) -> bool:
     return True
 
 
-def piece_ids(texts: list[str], tokenizer: Any) -> list[list[int]]:
+def piece_ids(texts: list[str], tokenizer: Tokenizer) -> list[list[int]]:
     """Token ids of each text tokenized alone; a text repeated in the batch (EOS, a fixed prompt) is tokenized once."""
     unique = list(dict.fromkeys(texts))
     backend = plain_backend(tokenizer)
@@ -97,7 +97,7 @@ def piece_ids(texts: list[str], tokenizer: Any) -> list[list[int]]:
     return [by_text[t] for t in texts]
 
 
-def encode_joined(batch: Sequence[Sequence[Segment]], tokenizer: Any, *, overlap: bool = False) -> list[Encoded]:
+def encode_joined(batch: Sequence[Sequence[Segment]], tokenizer: Tokenizer, *, overlap: bool = False) -> list[Encoded]:
     """Tokenize each row's concatenated text once and label tokens by character offset.
 
     By default a token is trained when the character it starts at lies in a trained segment. With
@@ -124,7 +124,7 @@ def encode_joined(batch: Sequence[Sequence[Segment]], tokenizer: Any, *, overlap
     ]
 
 
-def _rust_encodings(texts: list[str], tokenizer: Any) -> list[Any] | None:
+def _rust_encodings(texts: list[str], tokenizer: Tokenizer) -> list[Any] | None:
     """The Rust tokenizer's Encodings when calling it directly is exactly what `tokenizer(...)` does; None
     otherwise. Converting every Encoding to Python dicts, as `tokenizer(...)` does, costs about as much as
     tokenizing."""
@@ -132,7 +132,7 @@ def _rust_encodings(texts: list[str], tokenizer: Any) -> list[Any] | None:
     return None if backend is None else backend.encode_batch(texts, add_special_tokens=False)
 
 
-def plain_backend(tokenizer: Any) -> Any:
+def plain_backend(tokenizer: Tokenizer) -> Any:
     """The Rust tokenizer behind `tokenizer` when it has no truncation, padding or special-token splitting
     configured (so calling it directly gives the same ids); else None."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -142,7 +142,7 @@ def plain_backend(tokenizer: Any) -> Any:
     return backend
 
 
-def ids_and_offsets(texts: list[str], tokenizer: Any, encs: list[Any] | None = None,
+def ids_and_offsets(texts: list[str], tokenizer: Tokenizer, encs: list[Any] | None = None,
                     ) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
     """Token ids and character offsets of each text, without special tokens, in one call into Rust."""
     encs = encs if encs is not None else _rust_encodings(texts, tokenizer)
@@ -207,7 +207,7 @@ def _label_runs(segs: Sequence[Segment], ids: list[int], enc: Any) -> list[int] 
     return labels
 
 
-def encode_grouped(batch: Sequence[Sequence[Sequence[Segment]]], tokenizer: Any) -> list[Encoded]:
+def encode_grouped(batch: Sequence[Sequence[Sequence[Segment]]], tokenizer: Tokenizer) -> list[Encoded]:
     """Each row is a list of pieces; each piece is tokenized on its own as `encode_joined` does.
 
     For formats that tokenize several texts separately and mask part of one of them (axolotl's

@@ -7,7 +7,6 @@ yields (where, columns) per batch in source order.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from newtune.config.data import DataConfig, DatasetConfig
 from newtune.data.columns import TokenColumns
@@ -15,7 +14,7 @@ from newtune.data.encode import plain_backend
 from newtune.data.row_errors import encode_batch
 from newtune.data.rowcodec import render_rows, tokenize_rendered
 from newtune.data.sources import RowBatch, iter_batches, local_files
-from newtune.data.types import FormatContext
+from newtune.data.types import FormatContext, Tokenizer
 from newtune.errors import DataError, NewtuneError
 
 TOKENIZE_THREADS = 2  # batches tokenized at once: one in Rust while the other's ids are collected (holding the GIL)
@@ -23,7 +22,7 @@ PARALLEL_MIN_BYTES = 16 << 20  # smaller sources are encoded in-process: workers
 _worker_state: tuple | None = None  # (ds, data, tokenizer, ctx), inherited by forked workers
 
 
-def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext,
+def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx: FormatContext,
                     ) -> Iterator[tuple[list[str], TokenColumns]]:
     """(where, encoded) per batch of `ds`, in order; in `dataset_num_proc` forked workers for big local data."""
     procs = data.dataset_num_proc or 1
@@ -38,7 +37,7 @@ def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatCo
     yield from _encoded_in_workers(ds, data, tok, ctx, procs)
 
 
-def _encoded_overlapped(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext,
+def _encoded_overlapped(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx: FormatContext,
                         ) -> Iterator[tuple[list[str], TokenColumns]]:
     """Batches in order; batches are tokenized on other threads (the Rust tokenizer releases the GIL) while this
     one reads and renders the next batch and the caller filters and writes the previous one."""
@@ -67,7 +66,7 @@ def _encoded_overlapped(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: Form
             yield finish(*pending.popleft())
 
 
-def _encoded_in_workers(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext,
+def _encoded_in_workers(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx: FormatContext,
                         procs: int) -> Iterator[tuple[list[str], TokenColumns]]:
     """At most 2 batches per worker in flight, so memory stays bounded; results come back in order."""
     import multiprocessing as mp

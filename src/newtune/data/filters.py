@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from newtune.config.data import DataConfig
 from newtune.data.columns import TokenColumns
 from newtune.data.types import IGNORE
 from newtune.errors import DataError
@@ -34,7 +35,7 @@ class PartStats:
         self.dropped[reason] = self.dropped.get(reason, 0) + count
 
 
-def keep_rows(cols: TokenColumns, where: list[str], data: Any, stats: PartStats,
+def keep_rows(cols: TokenColumns, where: list[str], data: DataConfig, stats: PartStats,
               seen: set[bytes] | None) -> TokenColumns:
     """The rows of `cols` that survive, counted in `stats`; `where[cols.source[i]]` names row i."""
     import numpy as np

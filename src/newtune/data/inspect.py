@@ -7,12 +7,19 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from newtune.data.types import IGNORE, Encoded
+from newtune.config.data import DataConfig
+from newtune.data.types import IGNORE, Encoded, Tokenizer
+
+if TYPE_CHECKING:
+    import numpy as np
+    from rich.console import Console
+
+    from newtune.data.rows import PreparedRows
 
 
-def show(enc: Encoded, tok: Any) -> str:
+def show(enc: Encoded, tok: Tokenizer) -> str:
     """Token pieces separated by spaces; masked runs in one pair of brackets: `▁hi [▁good bye] ▁fare`."""
     pieces = tok.convert_ids_to_tokens(list(enc["input_ids"]))
     out: list[str] = []
@@ -33,7 +40,7 @@ def show(enc: Encoded, tok: Any) -> str:
 VISIBLE = str.maketrans({" ": "␣", "\n": "\\n", "\t": "\\t", "\r": "\\r"})
 
 
-def visible_tokens(ids: list[int], tok: Any) -> list[str]:
+def visible_tokens(ids: list[int], tok: Tokenizer) -> list[str]:
     """Each token as the text it adds to the decoded row, whitespace made visible: `␣five`, `\\n`.
 
     Read from growing prefixes of the row (a lone SentencePiece token decodes without its leading space);
@@ -52,7 +59,7 @@ def visible_tokens(ids: list[int], tok: Any) -> list[str]:
     return out
 
 
-def debug_tokens(enc: Encoded, tok: Any, pieces: bool = False) -> str:
+def debug_tokens(enc: Encoded, tok: Tokenizer, pieces: bool = False) -> str:
     """Rich markup, axolotl's --debug view: each token as `token(label, id)`, trained green, masked dim.
 
     Tokens are decoded with visible whitespace (`␣five(-100, 3716)`); `pieces` shows the tokenizer's raw
@@ -68,7 +75,7 @@ def debug_tokens(enc: Encoded, tok: Any, pieces: bool = False) -> str:
     return " ".join(parts)
 
 
-def debug_text(enc: Encoded, tok: Any, brackets: bool = False) -> str:
+def debug_text(enc: Encoded, tok: Tokenizer, brackets: bool = False) -> str:
     """Rich markup: the decoded text, trained spans bold, masked spans dimmed; `brackets` (no terminal, so no
     styles) puts each masked span in [[ ]] instead, so the distinction survives a log file."""
     from rich.markup import escape
@@ -92,7 +99,7 @@ def _span(text: str, masked: bool, escape: Any, brackets: bool) -> str:
     return f"[dim]{escape(text)}[/dim]" if masked else f"[bold]{escape(text)}[/bold]"
 
 
-def check_dump(path: Path, data: Any, protected: Iterable[Path] = ()) -> None:
+def check_dump(path: Path, data: DataConfig, protected: Iterable[Path] = ()) -> None:
     """Refuse a --dump path before any work: a directory, a path through a file, or a file newtune reads
     (a dataset file of the config, or `protected`, e.g. the config file itself), which the dump would replace."""
     from newtune.data.sources import local_files
@@ -145,7 +152,7 @@ def write_dump(rows: Iterable[Encoded], path: Path) -> int:
     return n
 
 
-def print_rows(rows: Iterable[Encoded], tok: Any, console: Any, text_only: bool, pieces: bool = False) -> None:
+def print_rows(rows: Iterable[Encoded], tok: Tokenizer, console: Console, text_only: bool, pieces: bool = False) -> None:
     """Rows as --debug shows them: tokens as token(label, id), or text with masked spans dimmed (bracketed
     where the console is no terminal)."""
     for i, row in enumerate(rows):
@@ -154,7 +161,7 @@ def print_rows(rows: Iterable[Encoded], tok: Any, console: Any, text_only: bool,
         console.print(view, highlight=False, soft_wrap=True)
 
 
-def preview_stream(data: Any, tok: Any, console: Any, n: int, text_only: bool, pieces: bool = False) -> None:
+def preview_stream(data: DataConfig, tok: Tokenizer, console: Console, n: int, text_only: bool, pieces: bool = False) -> None:
     from itertools import islice
 
     from newtune.data.formats.pretraining import prepare_stream
@@ -163,7 +170,7 @@ def preview_stream(data: Any, tok: Any, console: Any, n: int, text_only: bool, p
     console.print("pretraining_dataset is streamed during training; nothing to cache")
 
 
-def print_summary(prepared: Any, data: Any, console: Any) -> None:
+def print_summary(prepared: PreparedRows, data: DataConfig, console: Console) -> None:
     """The closing table: rows, tokens, trainable share, drops, zero-trainable rows, lengths, speed."""
     from rich.table import Table
 
@@ -205,7 +212,7 @@ def print_summary(prepared: Any, data: Any, console: Any) -> None:
 
 
 
-def packing_line(lengths: Any, capacity: int, seed: int | None = 0, bins: Any = None) -> str:
+def packing_line(lengths: np.ndarray, capacity: int, seed: int | None = 0, bins: Any = None) -> str:
     """`packing: 500 rows → 122 bins of 512 tokens, 98.3% full (padded to sequence_len: 24.0%)`.
 
     `bins`: the ones training packs (epoch 0's plan); without them, the same seeded first-fit is run here."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from newtune.config.data import AFTER_CACHE, DataConfig, DatasetConfig
 from newtune.data import cache
@@ -22,13 +22,18 @@ from newtune.data.room import check_template_room
 from newtune.data.rowcodec import expand_columns, format_context
 from newtune.data.rows import EVAL_FILE, PreparedRows, Rows, Summary, shuffle_split, task_column
 from newtune.data.sources import local_files
-from newtune.data.types import FormatContext
+from newtune.data.types import FormatContext, Tokenizer
 from newtune.errors import DataError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from newtune.config.run import RunConfig
 
 GC_YOUNG = 20_000  # young-generation GC threshold while encoding (Python's default is 700)
 
 
-def prepare(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None, tasks: bool = False) -> PreparedRows:
+def prepare(data: DataConfig, tokenizer: Tokenizer, *, seed: int, console: Console | None = None, tasks: bool = False) -> PreparedRows:
     """As `prepare_rows`, for training. `tasks` (multitask prompt tuning): rows carry a task_id column, each
     row's dataset's `task_id` (default 0)."""
     rows = prepare_rows(data, tokenizer, seed=seed, console=console)
@@ -42,7 +47,7 @@ def prepare(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None,
     return PreparedRows(rows.train.with_tasks(train_tasks), evalset, rows.summary)
 
 
-def prepare_pretraining(data: DataConfig, tokenizer: Any, *, rows: int) -> PreparedRows:
+def prepare_pretraining(data: DataConfig, tokenizer: Tokenizer, *, rows: int) -> PreparedRows:
     """The first `rows` packed rows of the `pretraining_dataset` stream (all a max_steps run reads), in order.
 
     The stream has no end, so training reads exactly what its steps need, once, before the first step:
@@ -65,7 +70,7 @@ def prepare_pretraining(data: DataConfig, tokenizer: Any, *, rows: int) -> Prepa
     return PreparedRows(Rows.of_columns(columns), None, summary)
 
 
-def prepare_rows(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = None) -> PreparedRows:
+def prepare_rows(data: DataConfig, tokenizer: Tokenizer, *, seed: int, console: Console | None = None) -> PreparedRows:
     """Encode (or reuse the cache), then shuffle and split as the config says: the rows preprocess and train read."""
     from newtune.data.tokenizer import fingerprint
 
@@ -97,7 +102,7 @@ def prepare_rows(data: DataConfig, tokenizer: Any, *, seed: int, console: Any = 
     return PreparedRows(train, evalset, summary)
 
 
-def uncached_rows(data: DataConfig, tokenizer: Any, console: Any) -> Path:
+def uncached_rows(data: DataConfig, tokenizer: Tokenizer, console: Console) -> Path:
     """skip_prepare_dataset: tokenize for this process only, into a temp dir removed at exit; no cache read or written."""
     import atexit
     import shutil
@@ -125,7 +130,7 @@ def source_identities(data: DataConfig) -> list[str]:
     return out
 
 
-def build(data: DataConfig, tokenizer: Any, directory: Path) -> dict:
+def build(data: DataConfig, tokenizer: Tokenizer, directory: Path) -> dict:
     """Encode every part into Arrow files in `directory`; return the stats (stored as the cache meta)."""
     import gc
 
@@ -137,7 +142,7 @@ def build(data: DataConfig, tokenizer: Any, directory: Path) -> dict:
         gc.set_threshold(*threshold)
 
 
-def _build(data: DataConfig, tokenizer: Any, directory: Path) -> dict:
+def _build(data: DataConfig, tokenizer: Tokenizer, directory: Path) -> dict:
     ctx = format_context(data, tokenizer)
     for i, ds in enumerate(data.datasets):
         check_template_room(ds, f"datasets[{i}]", data, tokenizer, ctx)
@@ -164,7 +169,7 @@ def describe_drops(stats: PartStats) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in stats.dropped.items())
 
 
-def encode_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, ctx: FormatContext, path: Path,
+def encode_part(entries: list[DatasetConfig], data: DataConfig, tok: Tokenizer, ctx: FormatContext, path: Path,
                 seen: set[bytes] | None, label: str = "datasets") -> PartStats:
     stats = PartStats()
     sink = cache.ArrowRows(path)
@@ -186,9 +191,9 @@ def encode_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, ctx: F
     return stats
 
 
-def run_preprocess(cfg: Any, console: Any, *, debug: bool = False, debug_num_examples: int = 3,
+def run_preprocess(cfg: RunConfig, console: Console, *, debug: bool = False, debug_num_examples: int = 3,
                    debug_text_only: bool = False, debug_pieces: bool = False, dump: Path | None = None,
-                   out: Any = None, protected: tuple[Path, ...] = ()) -> PreparedRows | None:
+                   out: Console | None = None, protected: tuple[Path, ...] = ()) -> PreparedRows | None:
     """`newtune preprocess`: tokenize and cache, optionally show or dump rows, print the summary.
     `protected`: files --dump must not replace besides the dataset files (the config file).
 

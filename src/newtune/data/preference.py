@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newtune.config.data import AFTER_CACHE, DataConfig, DatasetConfig
 from newtune.data import cache
@@ -27,7 +27,13 @@ from newtune.data.formats.preference import PREFERENCE_FORMATS
 from newtune.data.formats.preference.pair import Pair
 from newtune.data.rows import EVAL_FILE, PreparedRows, Rows
 from newtune.data.sources import iter_batches
+from newtune.data.types import Tokenizer
 from newtune.errors import DataError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from newtune.config.run import RunConfig
 
 COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
 SHOWN = 5  # identical pairs named in the warning
@@ -52,11 +58,11 @@ def format_pair(row: dict, ds: DatasetConfig, where: str) -> Pair:
     return pair
 
 
-def lengths_without_specials(tok: Any, texts: list[str]) -> list[int]:
+def lengths_without_specials(tok: Tokenizer, texts: list[str]) -> list[int]:
     return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
 
 
-def fit_pairs(pairs: list[Pair], where: list[str], data: DataConfig, tok: Any, stats: PartStats,
+def fit_pairs(pairs: list[Pair], where: list[str], data: DataConfig, tok: Tokenizer, stats: PartStats,
               ) -> tuple[list[Pair], list[str]]:
     """axolotl's length policy on the strings: drop, raise, or truncate chosen/rejected (by decoding)."""
     n = len(pairs)
@@ -85,13 +91,13 @@ def fit_pairs(pairs: list[Pair], where: list[str], data: DataConfig, tok: Any, s
     return kept, kept_where
 
 
-def cut(tok: Any, text: str, room: int) -> str:
+def cut(tok: Tokenizer, text: str, room: int) -> str:
     """axolotl's truncate: the first `room` tokens of text (no special tokens added), decoded back."""
     ids = tok(text, add_special_tokens=False)["input_ids"][:room]
     return tok.decode(ids, skip_special_tokens=False)
 
 
-def tokenize_pairs(pairs: list[Pair], tok: Any) -> dict[str, list[list[int]]]:
+def tokenize_pairs(pairs: list[Pair], tok: Tokenizer) -> dict[str, list[list[int]]]:
     """TRL 1.14 DPOTrainer._prepare_dataset for string rows: EOS appended if missing, three tokenizer calls."""
     eos = tok.eos_token
     chosen = [p.chosen if p.chosen.endswith(eos) else p.chosen + eos for p in pairs]
@@ -105,14 +111,14 @@ def tokenize_pairs(pairs: list[Pair], tok: Any) -> dict[str, list[list[int]]]:
             "rejected_ids": [list(r[len(p):]) for p, r in zip(prompt_ids, full_r, strict=True)]}
 
 
-def encode_pairs(pairs: list[Pair], tok: Any, sequence_len: int) -> tuple[dict[str, list], list[int]]:
+def encode_pairs(pairs: list[Pair], tok: Tokenizer, sequence_len: int) -> tuple[dict[str, list], list[int]]:
     """Token columns plus the kept indices (TRL drops pairs whose prompt alone fills sequence_len)."""
     cols = tokenize_pairs(pairs, tok)
     keep = [i for i, p in enumerate(cols["prompt_ids"]) if len(p) < sequence_len]
     return {k: [v[i] for i in keep] for k, v in cols.items()}, keep
 
 
-def pair_batches(entries: list[DatasetConfig], data: DataConfig, tok: Any, stats: PartStats,
+def pair_batches(entries: list[DatasetConfig], data: DataConfig, tok: Tokenizer, stats: PartStats,
                  label: str = "datasets") -> Iterator[dict[str, list]]:
     """Encoded, filtered columns per source batch, in order; `stats` counts what happened. An entry that gives no
     rows is an error; with several entries, errors lead with `datasets[i]` and the entry's path."""
@@ -128,7 +134,7 @@ def pair_batches(entries: list[DatasetConfig], data: DataConfig, tok: Any, stats
             raise DataError(f"{label}[{i}] {ds.path}", no_rows(ds), "add rows to it, or remove this entry from " + label)
 
 
-def entry_pair_batches(ds: DatasetConfig, data: DataConfig, tok: Any, stats: PartStats) -> Iterator[dict[str, list]]:
+def entry_pair_batches(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, stats: PartStats) -> Iterator[dict[str, list]]:
     for batch in iter_batches(ds):
         stats.rows_in += len(batch.rows)
         pairs = [format_pair(row, ds, where) for row, where in zip(batch.rows, batch.where, strict=True)]
@@ -144,7 +150,7 @@ def entry_pair_batches(ds: DatasetConfig, data: DataConfig, tok: Any, stats: Par
         yield cols
 
 
-def write_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, path: Path, label: str = "datasets") -> PartStats:
+def write_part(entries: list[DatasetConfig], data: DataConfig, tok: Tokenizer, path: Path, label: str = "datasets") -> PartStats:
     import pyarrow as pa
 
     stats = PartStats()
@@ -164,7 +170,7 @@ def write_part(entries: list[DatasetConfig], data: DataConfig, tok: Any, path: P
     return stats
 
 
-def build(data: DataConfig, tok: Any, directory: Path) -> dict:
+def build(data: DataConfig, tok: Tokenizer, directory: Path) -> dict:
     train = write_part(data.datasets, data, tok, directory / cache.ROWS_FILE)
     test = write_part(data.test_datasets, data, tok, directory / EVAL_FILE, "test_datasets") if data.test_datasets else None
     if train.rows_out == 0:
@@ -187,7 +193,7 @@ def check_types(data: DataConfig) -> None:
         raise ConfigError("config", problems)
 
 
-def prepare_pair_rows(data: DataConfig, tok: Any, *, seed: int, console: Any = None) -> PreparedRows:
+def prepare_pair_rows(data: DataConfig, tok: Tokenizer, *, seed: int, console: Console | None = None) -> PreparedRows:
     """Encode (or reuse the cache), shuffle and split: PreparedRows whose Arrow rows hold the pair columns."""
     from newtune.data.pipeline import source_identities
     from newtune.data.rows import Rows, Summary, shuffle_split
@@ -231,7 +237,7 @@ def pair_views(pair: dict[str, list[int]]) -> list[tuple[str, dict[str, list[int
             for side in ("chosen", "rejected")]
 
 
-def run_preprocess_pairs(cfg: Any, tok: Any, console: Any, *, debug: bool, debug_num_examples: int,
+def run_preprocess_pairs(cfg: RunConfig, tok: Tokenizer, console: Console, *, debug: bool, debug_num_examples: int,
                          debug_text_only: bool, dump: Path | None) -> Any:
     """`newtune preprocess` for `rl:` configs: cache the pairs; --debug shows each side with its mask."""
     from newtune.data import inspect
@@ -271,7 +277,7 @@ def write_pair_dump(pairs: Iterator[dict[str, list[int]]], path: Path) -> int:
     return n
 
 
-def print_pair_summary(prepared: Any, data: DataConfig, console: Any) -> None:
+def print_pair_summary(prepared: PreparedRows, data: DataConfig, console: Console) -> None:
     s = prepared.summary
     for label, p in (("train", s.train), ("test_datasets", s.test)):
         if p is None:

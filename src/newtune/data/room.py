@@ -8,7 +8,7 @@ from newtune.config.data import DataConfig, DatasetConfig
 from newtune.data.options import options_of
 from newtune.data.rowcodec import encode_rows
 from newtune.data.sources import iter_batches
-from newtune.data.types import FormatContext
+from newtune.data.types import FormatContext, Tokenizer
 from newtune.errors import DataError
 
 ROLE_KEYS = frozenset({"role", "from", "type", "name"})  # structure, not text: kept when blanking a row
@@ -25,7 +25,7 @@ def blank_text(value: Any, keep: frozenset[str]) -> Any:
     return value
 
 
-def template_tokens(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext) -> tuple[int, str] | None:
+def template_tokens(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx: FormatContext) -> tuple[int, str] | None:
     """Tokens of the dataset's first row with all its text emptied: what the prompt format adds by itself
     (system prompt, role markers, BOS/EOS). None for pre-tokenized rows or when the empty row is refused."""
     if ds.type is None:
@@ -43,7 +43,7 @@ def template_tokens(ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatCo
     return (max(len(e["input_ids"]) for e in encoded), batch.where[0]) if encoded else None
 
 
-def check_template_room(ds: DatasetConfig, name: str, data: DataConfig, tok: Any, ctx: FormatContext) -> None:
+def check_template_room(ds: DatasetConfig, name: str, data: DataConfig, tok: Tokenizer, ctx: FormatContext) -> None:
     """sequence_len must leave room for text after the prompt format's own tokens."""
     found = template_tokens(ds, data, tok, ctx)
     if found is not None and found[0] >= data.sequence_len:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from newtune.config.data import DataConfig, DatasetConfig
 from newtune.data.columns import TokenColumns
 from newtune.data.rowcodec import encode_rows, encode_rows_columns
 from newtune.data.sources import RowBatch
-from newtune.data.types import FormatContext
+from newtune.data.types import FormatContext, Tokenizer
 from newtune.errors import DataError, NewtuneError
 
 
-def encode_batch(batch: RowBatch, ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext) -> TokenColumns:
+def encode_batch(batch: RowBatch, ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx: FormatContext) -> TokenColumns:
     """Encode a batch; if it fails, find the failing row and name it with its file and line."""
     try:
         return encode_rows_columns(batch.rows, ds, data, tok, ctx)
@@ -29,7 +27,7 @@ def encode_batch(batch: RowBatch, ds: DatasetConfig, data: DataConfig, tok: Any,
     raise batch_error  # no single row fails: a bug of ours, keep its traceback
 
 
-def missing_field(row: dict, ds: DatasetConfig, data: DataConfig, tok: Any, ctx: FormatContext) -> KeyError | None:
+def missing_field(row: dict, ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx: FormatContext) -> KeyError | None:
     """Null fields (JSON null, or absent where other rows have them) that the format needs, as a KeyError."""
     present = {k: v for k, v in row.items() if v is not None}
     if len(present) == len(row):

@@ -17,13 +17,13 @@ from newtune.data.encode import encode_grouped, encode_joined, encode_pieces_col
 from newtune.data.formats import completion
 from newtune.data.options import format_of, options_of
 from newtune.data.tokenizer import tokenizer_info
-from newtune.data.types import Encoded, FormatContext, RenderedKind, Row
+from newtune.data.types import Encoded, FormatContext, RenderedKind, Row, Tokenizer
 
 # Types whose one row may become several training rows: name → (Encoded, sequence_len) → rows.
 ROW_SPLITTERS = {"completion": completion.split_chunks}
 
 
-def format_context(data: DataConfig, tokenizer: Any) -> FormatContext:
+def format_context(data: DataConfig, tokenizer: Tokenizer) -> FormatContext:
     return FormatContext(
         tokenizer=tokenizer_info(tokenizer),
         train_on_inputs=data.train_on_inputs,
@@ -32,7 +32,7 @@ def format_context(data: DataConfig, tokenizer: Any) -> FormatContext:
     )
 
 
-def encode_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Any,
+def encode_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Tokenizer,
                 ctx: FormatContext | None = None) -> list[Encoded]:
     """Encode a batch of rows of dataset `ds`. Errors in a row propagate to the caller (which names the row)."""
     kind, outputs = render_rows(rows, ds, data, tokenizer, ctx)
@@ -41,13 +41,13 @@ def encode_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokeni
     return _encode_rendered(kind, outputs, tokenizer)
 
 
-def encode_rows_columns(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Any,
+def encode_rows_columns(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Tokenizer,
                         ctx: FormatContext | None = None) -> TokenColumns:
     """`encode_rows` as flat columns (one row each, in order)."""
     return tokenize_rendered(*render_rows(rows, ds, data, tokenizer, ctx), tokenizer)
 
 
-def render_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Any,
+def render_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokenizer: Tokenizer,
                 ctx: FormatContext | None = None) -> tuple[RenderedKind, list[Any]]:
     """The Python half of encoding: each row through its format (and a conversation through the chat
     template), ready for `tokenize_rendered`. (kind, outputs)."""
@@ -62,14 +62,14 @@ def render_rows(rows: Sequence[Row], ds: DatasetConfig, data: DataConfig, tokeni
     return fmt.kind, outputs
 
 
-def tokenize_rendered(kind: RenderedKind, outputs: list[Any], tokenizer: Any) -> TokenColumns:
+def tokenize_rendered(kind: RenderedKind, outputs: list[Any], tokenizer: Tokenizer) -> TokenColumns:
     """The tokenizer half of encoding: rendered rows → flat columns; segment formats build no per-row lists."""
     if kind == "segments":
         return encode_pieces_columns(outputs, tokenizer)
     return from_encoded(_encode_rendered(kind, outputs, tokenizer))
 
 
-def _encode_rendered(kind: RenderedKind, outputs: list[Any], tokenizer: Any) -> list[Encoded]:
+def _encode_rendered(kind: RenderedKind, outputs: list[Any], tokenizer: Tokenizer) -> list[Encoded]:
     if kind == "pieces":
         return encode_grouped(outputs, tokenizer)
     if kind == "joined":
@@ -100,7 +100,7 @@ def expand_columns(cols: TokenColumns, ds: DatasetConfig, sequence_len: int) -> 
     return out
 
 
-def encode_row(ds: DatasetConfig | str, row: Row, tokenizer: Any, **data_keys: Any) -> Encoded:
+def encode_row(ds: DatasetConfig | str, row: Row, tokenizer: Tokenizer, **data_keys: Any) -> Encoded:
     """One row → Encoded; for tests and `--debug`. `ds` may be just a type name; data_keys override DataConfig."""
     if isinstance(ds, str):
         ds = DatasetConfig(path="-", type=ds)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from newtune.config.data import DatasetConfig
 from newtune.errors import DataError
 
 BATCH = 1000
@@ -28,7 +29,7 @@ class RowBatch:
     where: list[str]
 
 
-def local_files(ds: Any) -> list[Path] | None:
+def local_files(ds: DatasetConfig) -> list[Path] | None:
     """The local files a dataset entry reads, in order; None when `path` is not local (a hub id)."""
     path = Path(ds.path).expanduser()
     if not path.exists():
@@ -63,7 +64,7 @@ def file_kind(path: Path, ds_type: str | None) -> str:
     return kind
 
 
-def iter_batches(ds: Any, batch_size: int | None = None) -> Iterator[RowBatch]:
+def iter_batches(ds: DatasetConfig, batch_size: int | None = None) -> Iterator[RowBatch]:
     """Every row of one dataset entry, in order, in batches; sharded when `shards` is set."""
     batch_size = batch_size or BATCH
     files = local_files(ds)
@@ -144,7 +145,7 @@ def _count_json_rows(files: list[Path]) -> int:
     return sum(1 for f in files for _ in read_json_rows(f))
 
 
-def _shard_rows(ds: Any, files: list[Path], batch_size: int) -> Iterator[RowBatch]:
+def _shard_rows(ds: DatasetConfig, files: list[Path], batch_size: int) -> Iterator[RowBatch]:
     """JSON rows in batches, as written: a key a row lacks stays absent (formats tell it from a null value)."""
     lo, hi = 0, None
     if ds.shards:
@@ -176,7 +177,7 @@ def shard_range(n: int, shards: int, index: int) -> tuple[int, int]:
 
 # ---- everything else goes through `datasets` ----
 
-def _from_dataset(hf: Any, name: str, ds: Any, batch_size: int) -> Iterator[RowBatch]:
+def _from_dataset(hf: Any, name: str, ds: DatasetConfig, batch_size: int) -> Iterator[RowBatch]:
     offset = 0
     if ds.shards:
         if (ds.shards_idx or 0) >= ds.shards:
@@ -191,7 +192,7 @@ def _from_dataset(hf: Any, name: str, ds: Any, batch_size: int) -> Iterator[RowB
         yield RowBatch(rows, [f"{label} row {offset + start + j}" for j in range(len(rows))])
 
 
-def _packaged_dataset(kind: str, files: list[Path], ds: Any) -> Any:
+def _packaged_dataset(kind: str, files: list[Path], ds: DatasetConfig) -> Any:
     import datasets
 
     if kind == "arrow" and all(_is_stream_arrow(f) for f in files):
@@ -261,7 +262,7 @@ def missing_path(path: str) -> str:
     return "not found" if p.is_absolute() else f"not found (relative to {Path.cwd()})"
 
 
-def _hub_dataset(ds: Any) -> Any:
+def _hub_dataset(ds: DatasetConfig) -> Any:
     if looks_local(ds.path):
         raise DataError(ds.path, missing_path(ds.path), "relative paths are resolved against the working "
                         "directory, as in axolotl: run from the directory they are relative to, or give an absolute path")

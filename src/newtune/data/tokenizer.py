@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from newtune.data.types import TokenizerInfo
+from newtune.data.types import Tokenizer, TokenizerInfo
 from newtune.feedback import step
+
+if TYPE_CHECKING:
+    from newtune.config.model import ModelConfig
 
 SPECIAL_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token")
 # tokenizer_config classes whose transformers loader is exactly tokenizer.json plus the special tokens
@@ -21,7 +24,7 @@ PLAIN_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
 MEMO_SIZE, MEMO_TEXT = 50_000, 200  # LightTokenizer remembers the ids of up to 50k texts of <= 200 characters
 
 
-def tokenizer_info(tok: Any) -> TokenizerInfo:
+def tokenizer_info(tok: Tokenizer) -> TokenizerInfo:
     """Whether the tokenizer adds BOS/EOS by itself, read from what it actually does."""
     probe = tok("a", add_special_tokens=True)["input_ids"]
     bare = tok("a", add_special_tokens=False)["input_ids"]
@@ -31,7 +34,7 @@ def tokenizer_info(tok: Any) -> TokenizerInfo:
                          vocab_size=len(tok))
 
 
-def fingerprint(tok: Any) -> str:
+def fingerprint(tok: Tokenizer) -> str:
     """sha256 over what changes tokens: the tokenizer JSON (less runtime padding/truncation), specials, template.
 
     The same for a LightTokenizer and transformers' tokenizer of the same directory, so `preprocess`
@@ -64,7 +67,7 @@ def _without_runtime_settings(spec: str) -> str:
     return spec
 
 
-def tokenizer_for(model_cfg: Any, light: bool = False) -> Any:
+def tokenizer_for(model_cfg: ModelConfig, light: bool = False) -> Tokenizer:
     """The run's tokenizer: loaded, `special_tokens` and `tokens` from the config applied, a pad token set."""
     tok = load_tokenizer(model_cfg.tokenizer_config or model_cfg.base_model, model_cfg.trust_remote_code, light=light,
                          legacy=model_cfg.tokenizer_legacy, key="tokenizer_config" if model_cfg.tokenizer_config else "base_model")
@@ -82,7 +85,7 @@ def tokenizer_for(model_cfg: Any, light: bool = False) -> Any:
     return tok
 
 
-def set_special(tok: Any, name: str, text: str | None) -> None:
+def set_special(tok: Tokenizer, name: str, text: str | None) -> None:
     """Make `text` the tokenizer's `name` (bos_token, ...), adding it to the vocabulary if new (as axolotl)."""
     if text is None:
         return
@@ -94,7 +97,7 @@ def set_special(tok: Any, name: str, text: str | None) -> None:
     tok.add_special_tokens({name: AddedToken(text, rstrip=False, lstrip=False, normalized=False)})
 
 
-def add_tokens(tok: Any, texts: list[str], special: bool) -> None:
+def add_tokens(tok: Tokenizer, texts: list[str], special: bool) -> None:
     from tokenizers import AddedToken
 
     new = [AddedToken(t, rstrip=False, lstrip=False, normalized=False, special=special) for t in texts]
@@ -107,7 +110,7 @@ def add_tokens(tok: Any, texts: list[str], special: bool) -> None:
 
 
 def load_tokenizer(source: str | None, trust_remote_code: bool = False, light: bool = False,
-                   legacy: bool | None = None, key: str = "base_model") -> Any:
+                   legacy: bool | None = None, key: str = "base_model") -> Tokenizer:
     """A fast tokenizer from the embedded model, a .gguf file, a local HF directory or a hub id.
 
     `legacy` (tokenizer_legacy) is passed to transformers, which rebuilds SentencePiece-based tokenizers
@@ -132,7 +135,7 @@ def load_tokenizer(source: str | None, trust_remote_code: bool = False, light: b
     return _from_hub(source, trust_remote_code)
 
 
-def _from_dir(path: Path, trust_remote_code: bool, light: bool, legacy: bool | None = None) -> Any:
+def _from_dir(path: Path, trust_remote_code: bool, light: bool, legacy: bool | None = None) -> Tokenizer:
     from newtune.errors import ModelError
 
     if light and legacy is None and LightTokenizer.can_load(path):
@@ -178,7 +181,7 @@ def _converted_dir(files: list[Path]) -> Path:
     return cache_root() / "tokenizers" / hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
-def _save_plain(tok: Any, saved: Path) -> None:
+def _save_plain(tok: Tokenizer, saved: Path) -> None:
     """Save what transformers built (its tokenizer.json holds the class's normalizer, pre-tokenizer and the
     BOS/EOS post-processor) with a plain tokenizer_config, so later loads need only `tokenizers`: the same
     ids by construction (tests compare both on the Mistral tokenizer), without importing transformers or torch."""
@@ -198,7 +201,7 @@ def _save_plain(tok: Any, saved: Path) -> None:
     tmp.rename(saved)
 
 
-def _from_gguf(gguf: Path, light: bool) -> Any:
+def _from_gguf(gguf: Path, light: bool) -> Tokenizer:
     """A GGUF's tokenizer; with `light`, converted once into a cached tokenizer.json directory."""
     saved = _converted_dir([gguf])
     if light and LightTokenizer.can_load(saved):
@@ -212,7 +215,7 @@ def _from_gguf(gguf: Path, light: bool) -> Any:
     return tok
 
 
-def _from_hub(repo_id: str, trust_remote_code: bool) -> Any:
+def _from_hub(repo_id: str, trust_remote_code: bool) -> Tokenizer:
     from transformers import AutoTokenizer
 
     from newtune.errors import ModelError

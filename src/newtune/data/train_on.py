@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from newtune.data.types import Message
+from newtune.data.types import Message, Tokenizer
 from newtune.errors import DataError
 
 # The role aliases axolotl applies when a dataset sets no `roles:`.
@@ -63,15 +63,15 @@ class TrainOn:
         return self.eos == "all" or self.eot == "all"
 
 
-def resolve(ds: object, train_on_inputs: bool, eot_tokens: Sequence[str] | None, roles: Mapping[str, str],
-            template: str, tokenizer: object, extra_roles_to_train: Sequence[str] = ()) -> TrainOn:
+def resolve(opts: object, train_on_inputs: bool, eot_tokens: Sequence[str] | None, roles: Mapping[str, str],
+            template: str, tokenizer: Tokenizer, extra_roles_to_train: Sequence[str] = ()) -> TrainOn:
     """The dataset's TrainOn from its keys, the top-level eot_tokens, and the tokenizer's EOS token."""
     eos_token = getattr(tokenizer, "eos_token", None)
-    rtt = getattr(ds, "roles_to_train", None)
+    rtt = getattr(opts, "roles_to_train", None)
     rtt = ["assistant"] if rtt is None else list(rtt)
     rtt_mapped = frozenset(roles.get(r, r) for r in [*rtt, *extra_roles_to_train])
-    eos = getattr(ds, "train_on_eos", None) or "turn"
-    eot = getattr(ds, "train_on_eot", None) or eos
+    eos = getattr(opts, "train_on_eos", None) or "turn"
+    eot = getattr(opts, "train_on_eot", None) or eos
     eots = _check_eot_tokens(list(eot_tokens) if eot_tokens is not None else [eos_token] if eos_token else [],
                              template, tokenizer, eos_token)
     if eos_token in eots and eos != eot:
@@ -84,7 +84,7 @@ def resolve(ds: object, train_on_inputs: bool, eot_tokens: Sequence[str] | None,
     return TrainOn(train_on_inputs, rtt_mapped, eos, eot, eots, eos_token)
 
 
-def _check_eot_tokens(eots: list[str], template: str, tokenizer: object, eos_token: str | None) -> tuple[str, ...]:
+def _check_eot_tokens(eots: list[str], template: str, tokenizer: Tokenizer, eos_token: str | None) -> tuple[str, ...]:
     """Keep the EOT tokens the template writes; each must be one token (as axolotl requires)."""
     if len(eots) == 1 and eots[0] == eos_token:
         kept = eots

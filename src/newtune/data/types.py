@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypedDict
+from typing import Any, ClassVar, Literal, Protocol, TypedDict
 
 from newtune.config.base import Section
 
@@ -111,3 +111,42 @@ class Format:
 
     def prompt_field_for(self, opts: FormatOptions) -> str | None:
         return self.prompt_field(opts) if callable(self.prompt_field) else self.prompt_field
+
+
+class Tokenizer(Protocol):
+    """The tokenizer calls newtune makes: a `data.tokenizer.LightTokenizer` (tokenizers alone, for the data
+    path) or a transformers fast tokenizer (training, inference), which both provide them."""
+
+    bos_token: str | None
+    eos_token: str | None
+    pad_token: str | None
+    unk_token: str | None
+    bos_token_id: int | None
+    eos_token_id: int | None
+    pad_token_id: int | None
+    unk_token_id: int | None
+    chat_template: str | dict[str, str] | None
+    name_or_path: str
+    backend_tokenizer: Any  # tokenizers.Tokenizer
+    padding_side: str
+
+    @property
+    def all_special_tokens(self) -> list[str]: ...
+
+    @property
+    def special_tokens_map(self) -> Mapping[str, Any]: ...
+
+    def __call__(self, text: str | list[str], *, add_special_tokens: bool = True, return_offsets_mapping: bool = False,
+                 return_attention_mask: bool = True) -> Mapping[str, Any]: ...
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str: ...
+
+    def convert_ids_to_tokens(self, ids: int | list[int]) -> str | list[str]: ...  # one id, or a list
+
+    def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | None | list[int | None]: ...  # one token, or a list
+
+    def get_vocab(self) -> dict[str, int]: ...
+
+    def __len__(self) -> int: ...

@@ -15,16 +15,16 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from newtune.config.data import DataConfig, DatasetConfig
 from newtune.config.run import RunConfig
+from newtune.data.types import Tokenizer
 
 CONFIG_FILE = "newtune.yml"
 PROMPT_FORMAT_FILE = "prompt_format.json"
 
 
-def save_artifacts(out_dir: str | Path, cfg: RunConfig, tokenizer: Any) -> dict:
+def save_artifacts(out_dir: str | Path, cfg: RunConfig, tokenizer: Tokenizer) -> dict:
     """Write newtune.yml, the tokenizer (with the training chat template) and prompt_format.json."""
     import yaml
 
@@ -55,7 +55,7 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def describe_prompt_format(data: DataConfig, tokenizer: Any) -> dict:
+def describe_prompt_format(data: DataConfig, tokenizer: Tokenizer) -> dict:
     """How the first training dataset turns a user's prompt into model input (see module doc)."""
     if not data.datasets or data.datasets[0].type is None:
         return {"kind": "raw", "type": None}
@@ -86,7 +86,7 @@ def describe_pair_format(ds: DatasetConfig) -> dict:
     return {"kind": "pair", "type": ds.type_name, "dataset": ds.model_dump(mode="json", exclude_defaults=True)}
 
 
-def training_chat_template(data: DataConfig, ds: DatasetConfig, tokenizer: Any) -> tuple[str, list[str]]:
+def training_chat_template(data: DataConfig, ds: DatasetConfig, tokenizer: Tokenizer) -> tuple[str, list[str]]:
     """The Jinja template training rendered conversations with, and its end-of-turn tokens."""
     from newtune.data.chat import chat_setup
 
@@ -94,7 +94,7 @@ def training_chat_template(data: DataConfig, ds: DatasetConfig, tokenizer: Any) 
     return setup.template.source, list(setup.rules.eot_tokens or [])
 
 
-def trained_tokenizer(trained: Path, cfg: RunConfig) -> Any:
+def trained_tokenizer(trained: Path, cfg: RunConfig) -> Tokenizer:
     """The tokenizer saved beside the trained weights (with the tokens and template training used), else the
     base model's."""
     if (trained / "tokenizer_config.json").exists():

@@ -6,19 +6,23 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newtune.config.run import RunConfig
+from newtune.data.types import Tokenizer
 from newtune.errors import ModelError
 from newtune.export.artifacts import describe_prompt_format, read_prompt_format, trained_tokenizer
 from newtune.export.prompt import Turn, prompt_ids
 from newtune.feedback import Waiting
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 log = logging.getLogger("newtune.export")
 EXIT_WORDS = ("/exit", "/quit")
 
 
-def run_inference(cfg: RunConfig, console: Any, out: Any, *, prompt: str | None, chat: bool,
+def run_inference(cfg: RunConfig, console: Console, out: Console, *, prompt: str | None, chat: bool,
                   max_new_tokens: int, temperature: float, base: bool, task_id: int | None = None) -> list[str]:
     """Answer `prompt` (stdin when None), or chat turn by turn with --chat; returns the answers.
 
@@ -59,7 +63,7 @@ class Replier:
     """Streams each reply to `out`; the first one shows a spinner until its first text (the model's first
     forward pass is the slow one) and then says how long that took."""
 
-    def __init__(self, model: Any, tokenizer: Any, fmt: dict, cfg: RunConfig, out: Any, **options: Any) -> None:
+    def __init__(self, model: Any, tokenizer: Tokenizer, fmt: dict, cfg: RunConfig, out: Console, **options: Any) -> None:
         self.model, self.tokenizer, self.fmt, self.cfg, self.out, self.options = model, tokenizer, fmt, cfg, out, options
         self.replies = 0
 
@@ -106,7 +110,7 @@ def resolve_task_id(cfg: RunConfig, task_id: int | None) -> int:
     return task_id
 
 
-def load_for_inference(cfg: RunConfig, console: Any, *, base: bool) -> tuple[Any, Any, dict]:
+def load_for_inference(cfg: RunConfig, console: Console, *, base: bool) -> tuple[Any, Tokenizer, dict]:
     """(model in eval mode, tokenizer, prompt format) from output_dir, or the base model with `base`."""
     from newtune.model.load import load_model
 
@@ -163,7 +167,7 @@ def inference_dtype() -> Any:
     return torch.float32
 
 
-def stop_token_ids(model: Any, tokenizer: Any, eot_tokens: list[str] | None) -> list[int]:
+def stop_token_ids(model: Any, tokenizer: Tokenizer, eot_tokens: list[str] | None) -> list[int]:
     """EOS, the model's generation EOS ids, and the configured end-of-turn tokens."""
     ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     gen = getattr(model, "generation_config", None)
@@ -176,7 +180,7 @@ def stop_token_ids(model: Any, tokenizer: Any, eot_tokens: list[str] | None) -> 
     return list(dict.fromkeys(ids))
 
 
-def generate(model: Any, tokenizer: Any, ids: list[int], *, max_new_tokens: int, temperature: float,
+def generate(model: Any, tokenizer: Tokenizer, ids: list[int], *, max_new_tokens: int, temperature: float,
              stop_ids: list[int], on_text: Any = None, task_id: int = 0) -> str:
     """Generate after `ids`, streaming decoded text to `on_text`; greedy when temperature is 0.
 

@@ -6,14 +6,17 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newtune.config.run import RunConfig
 from newtune.errors import ModelError
 from newtune.export.artifacts import CONFIG_FILE, PROMPT_FORMAT_FILE, trained_tokenizer
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def run_merge(cfg: RunConfig, console: Any, out_dir: Path | None) -> Path:
+
+def run_merge(cfg: RunConfig, console: Console, out_dir: Path | None) -> Path:
     """Write base + adapter merged to out_dir (default output_dir/merged), atomically; returns it."""
     from peft import PeftModel
 

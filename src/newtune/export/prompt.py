@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from newtune.config.data import DataConfig, DatasetConfig
+from newtune.data.types import Tokenizer
 
 
 @dataclasses.dataclass
@@ -27,7 +28,7 @@ class PromptRow(dict):
         return self[key]
 
 
-def prompt_ids(fmt: dict, history: list[Turn], tokenizer: Any, data: DataConfig) -> list[int]:
+def prompt_ids(fmt: dict, history: list[Turn], tokenizer: Tokenizer, data: DataConfig) -> list[int]:
     """Input ids for generating the next assistant answer after `history` (ending with a user turn)."""
     if fmt["kind"] == "chat":
         msgs = [{"role": t.role, "content": t.content} for t in history]
@@ -48,7 +49,7 @@ def prompt_ids(fmt: dict, history: list[Turn], tokenizer: Any, data: DataConfig)
     return tokenizer(prompt, add_special_tokens=True)["input_ids"]
 
 
-def instruct_ids(fmt: dict, history: list[Turn], tokenizer: Any, data: DataConfig) -> list[int]:
+def instruct_ids(fmt: dict, history: list[Turn], tokenizer: Tokenizer, data: DataConfig) -> list[int]:
     """The dataset's format renders each user turn as a row with no answer; earlier answers follow
     their prompts, each piece tokenized alone as in training."""
     from newtune.data.encode import encode_pieces

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from newtune.config.adapter import AdapterConfig
+from newtune.data.types import Tokenizer
 from newtune.errors import ModelError
 
 log = logging.getLogger("newtune.model")
 
 
-def apply_adapter(model: Any, adapter_cfg: AdapterConfig, tokenizer: Any, *, added_tokens: bool = False) -> Any:
+def apply_adapter(model: Any, adapter_cfg: AdapterConfig, tokenizer: Tokenizer, *, added_tokens: bool = False) -> Any:
     """Wrap `model` as `adapter_cfg` says and leave exactly the parameters to train with requires_grad.
 
     `added_tokens`: the tokenizer grew, so the embeddings must be trained too (added to modules_to_save).
@@ -122,7 +123,7 @@ def check_targets_exist(model: Any, targets: list[str] | str) -> None:
                          f"its linear layers are: {some}; or set lora_target_linear: true")
 
 
-def soft_prompt_config(model: Any, a: AdapterConfig, tokenizer: Any) -> Any:
+def soft_prompt_config(model: Any, a: AdapterConfig, tokenizer: Tokenizer) -> Any:
     from peft import (
         PrefixTuningConfig,
         PromptEncoderConfig,
@@ -149,7 +150,7 @@ def soft_prompt_config(model: Any, a: AdapterConfig, tokenizer: Any) -> Any:
                                encoder_num_layers=a.peft_encoder_num_layers, encoder_dropout=a.peft_encoder_dropout)
 
 
-def multitask_config(a: AdapterConfig, tokenizer: Any, common: dict) -> Any:
+def multitask_config(a: AdapterConfig, tokenizer: Tokenizer, common: dict) -> Any:
     """peft's multitask prompt tuning: a shared prompt times a rank-`peft_num_ranks` matrix per task."""
     from peft import MultitaskPromptTuningConfig, MultitaskPromptTuningInit
 
@@ -197,7 +198,7 @@ def source_prompt_file(a: AdapterConfig) -> Path:
     return weights
 
 
-def tokenizer_source(tokenizer: Any) -> str:
+def tokenizer_source(tokenizer: Tokenizer) -> str:
     """peft re-loads the tokenizer by name to embed the init text; save ours where it can find it."""
     import tempfile
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from newtune import embedded
 from newtune.config.model import ModelConfig
+from newtune.data.types import Tokenizer
 from newtune.errors import ModelError
 from newtune.feedback import step
 from newtune.paths import looks_like_path, model_not_found, model_path_missing
@@ -121,7 +122,7 @@ def attention_kernel(model_cfg: ModelConfig) -> str:
     return name
 
 
-def load_model(model_cfg: ModelConfig, tokenizer: Any, *, dtype: Any, device: Any = None) -> Any:
+def load_model(model_cfg: ModelConfig, tokenizer: Tokenizer, *, dtype: Any, device: Any = None) -> Any:
     """The base model in `dtype`, on `device`, with embeddings grown to the tokenizer when it grew."""
     from transformers import AutoModelForCausalLM
 
@@ -173,7 +174,7 @@ def model_config(model_cfg: ModelConfig, model_dir: Path, gguf: Path | None) -> 
     return config
 
 
-def grow_embeddings(model: Any, tokenizer: Any, multiple_of: int = 1) -> bool:
+def grow_embeddings(model: Any, tokenizer: Tokenizer, multiple_of: int = 1) -> bool:
     """Resize the token embeddings when the tokenizer has more tokens than the model; True if resized.
 
     `multiple_of` 32 (resize_token_embeddings_to_32x) rounds the row count up, as axolotl does.
@@ -213,7 +214,7 @@ def bnb_kwargs(model_cfg: ModelConfig, dtype: Any) -> dict[str, Any]:
     return {**base, **(model_cfg.bnb_config_kwargs or {})}
 
 
-def load_tokenizer_for(model_cfg: ModelConfig) -> Any:
+def load_tokenizer_for(model_cfg: ModelConfig) -> Tokenizer:
     """The run's tokenizer, with special_tokens/tokens added (data/tokenizer.py decides how)."""
     from newtune.data.tokenizer import tokenizer_for
 

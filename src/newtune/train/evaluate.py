@@ -6,11 +6,15 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newtune.config.run import RunConfig
 from newtune.data.rows import Rows
+from newtune.data.types import Tokenizer
 from newtune.errors import NewtuneError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass
@@ -57,7 +61,7 @@ def evaluate_loss(model: Any, rows: Rows, cfg: RunConfig, *, pad_id: int, accele
     return EvalResult(loss=loss, perplexity=perplexity(loss), tokens=int(n), rows=len(rows))
 
 
-def load_trained(cfg: RunConfig, tokenizer: Any, dtype: Any) -> Any:
+def load_trained(cfg: RunConfig, tokenizer: Tokenizer, dtype: Any) -> Any:
     """The model saved in output_dir: base model plus the adapter, or the fully fine-tuned weights."""
     from newtune.model.load import load_model
 
@@ -71,7 +75,7 @@ def load_trained(cfg: RunConfig, tokenizer: Any, dtype: Any) -> Any:
     raise NewtuneError("output_dir", f"{out} holds no trained model", "run `newtune train` with this config first")
 
 
-def run_evaluate(cfg: RunConfig, console: Any, out: Any = None) -> EvalResult:
+def run_evaluate(cfg: RunConfig, console: Console, out: Console | None = None) -> EvalResult:
     """Evaluate the trained model in output_dir on the eval set (val_set_size split or test_datasets).
 
     The result line goes to `out` (the CLI's stdout; default `console`)."""

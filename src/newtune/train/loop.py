@@ -13,9 +13,10 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newtune.config.run import RunConfig
+from newtune.data.types import Tokenizer
 from newtune.errors import NewtuneError
 from newtune.train import batches as B
 from newtune.train import checkpoint as ckpt
@@ -32,6 +33,12 @@ from newtune.train.neftune import NEFTune
 from newtune.train.offload import saved_on_cpu
 from newtune.train.schedule import Schedule, make_schedule
 from newtune.train.stopping import LOSS_BLOWUP, NO_EVAL_GAIN, StopFlag, Stopper
+
+if TYPE_CHECKING:
+    import numpy as np
+    from rich.console import Console
+
+    from newtune.data.rows import PreparedRows
 
 log = logging.getLogger("newtune.train")
 
@@ -61,15 +68,15 @@ class Run:
     """Everything the loop works with, built once by `setup`."""
 
     cfg: RunConfig
-    console: Any
+    console: Console
     acc: Any
     model: Any
     optimizer: Any
     scheduler: Any
     params: list
-    tokenizer: Any
-    data: Any
-    lengths: Any
+    tokenizer: Tokenizer
+    data: PreparedRows
+    lengths: np.ndarray
     sched: Schedule
     state: ckpt.TrainState
     resumed_from: Path | None
@@ -101,7 +108,7 @@ class Run:
         return self.data.eval is not None and len(self.data.eval) > 0
 
 
-def run_training(cfg: RunConfig, console: Any, *, summary: Any = None, config_name: str | None = None) -> TrainResult:
+def run_training(cfg: RunConfig, console: Console, *, summary: Console | None = None, config_name: str | None = None) -> TrainResult:
     """Prepare data and model, train as configured, write the outputs; resumable and interruptible.
 
     `summary`: the console for the closing summary (the CLI's stdout; default `console`); `config_name`
@@ -137,7 +144,7 @@ def run_training(cfg: RunConfig, console: Any, *, summary: Any = None, config_na
     return result
 
 
-def setup(cfg: RunConfig, console: Any) -> Run:
+def setup(cfg: RunConfig, console: Console) -> Run:
     """Precision, accelerator, data, model with its adapter, optimizer, schedule; then the resume state."""
     from accelerate import PartialState
     from accelerate.state import AcceleratorState
@@ -228,7 +235,7 @@ def setup(cfg: RunConfig, console: Any) -> Run:
                precision=describe(prec), packing=packing, stopper=Stopper.of(t), pref=pref, plans={0: first_plan})
 
 
-def epoch_plan(cfg: RunConfig, lengths: Any, epoch: int) -> list:
+def epoch_plan(cfg: RunConfig, lengths: np.ndarray, epoch: int) -> list:
     """The micro-batches of `epoch` (packed bins under sample_packing), seeded by data_seed (else seed) + epoch."""
     t = cfg.train
     return B.epoch_plan(lengths, batch_size=t.micro_batch_size, packed=t.sample_packing,

@@ -12,10 +12,13 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newtune.config.train import TrainConfig
 from newtune.errors import NewtuneError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 log = logging.getLogger("newtune.train")
 
@@ -60,7 +63,7 @@ def keep_until(output_dir: Path, step: int) -> None:
 class Metrics:
     """metrics.jsonl lines, the progress bar and the trackers of one run (no-ops off the main process)."""
 
-    def __init__(self, t: TrainConfig, run_config: dict, *, total_steps: int, console: Any, main: bool,
+    def __init__(self, t: TrainConfig, run_config: dict, *, total_steps: int, console: Console, main: bool,
                  resume_step: int = 0) -> None:
         self.t, self.main, self.console, self.total = t, main, console, total_steps
         self.dir = Path(t.output_dir)
@@ -303,7 +306,7 @@ def write_summary(output_dir: str | Path, result: Any) -> Path:
     return path
 
 
-def print_summary(console: Any, result: Any) -> None:
+def print_summary(console: Console, result: Any) -> None:
     """The end-of-run lines: time, tokens, speed, memory, losses and where the outputs are."""
     from rich.markup import escape
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +22,12 @@ from torch.utils.checkpoint import checkpoint
 
 from newtune.data.preference import COLUMNS
 from newtune.data.rows import Rows
+from newtune.data.types import Tokenizer
 from newtune.model.wrappers import unwrap_model
 from newtune.train.loss import CHUNK_TOKENS, fast_path_applies
+
+if TYPE_CHECKING:
+    from newtune.config.run import RunConfig
 
 METRICS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
            "logps/rejected")
@@ -257,7 +261,7 @@ class PreferenceObjective:
         return METRICS
 
 
-def frozen_reference(cfg: Any, model: Any, device: Any) -> Any:
+def frozen_reference(cfg: RunConfig, model: Any, device: Any) -> Any:
     """A full fine-tune's reference: a frozen copy of the starting weights. None with an adapter (which is
     switched off for the reference instead), and for ORPO and SimPO, which have no reference. Call before the adapter is applied."""
     import copy
@@ -267,7 +271,7 @@ def frozen_reference(cfg: Any, model: Any, device: Any) -> Any:
     return copy.deepcopy(model).requires_grad_(False).eval().to(device)
 
 
-def objective_for(cfg: Any, tokenizer: Any, ref_model: Any) -> PreferenceObjective:
+def objective_for(cfg: RunConfig, tokenizer: Tokenizer, ref_model: Any) -> PreferenceObjective:
     if cfg.data.rl in REFERENCE_FREE:
         from newtune.train.reference_free import ReferenceFreeObjective
 

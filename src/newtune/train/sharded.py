@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newtune.errors import NewtuneError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 MODEL_DIR = "pytorch_model_fsdp_0"
 OPTIMIZER_DIR = "optimizer_0"
@@ -48,7 +51,7 @@ def saved_batching(checkpoint: Path) -> tuple[int, int]:
     return int(accumulation), int(world)
 
 
-def run_merge(output_dir: Path, console: Any, *, checkpoint: Path | None = None, out: Path | None = None) -> Path:
+def run_merge(output_dir: Path, console: Console, *, checkpoint: Path | None = None, out: Path | None = None) -> Path:
     """Consolidate a sharded checkpoint (default: the newest complete one) into a normal HF directory."""
     from newtune.config.load import load_config
     from newtune.data.tokenizer import tokenizer_for

@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from newtune.data.types import IGNORE
+from newtune.config.data import DataConfig, PretrainingDataset
+from newtune.data.types import IGNORE, Tokenizer
 from newtune.errors import DataError
 
 BATCH = 256
 
 
-def stream_texts(entry: Any) -> Iterator[tuple[str, str]]:
+def stream_texts(entry: PretrainingDataset) -> Iterator[tuple[str, str]]:
     """(text, where) from one pretraining_dataset entry, after `skip` rows; local files or a streamed hub dataset."""
     from newtune.config.data import DatasetConfig
     from newtune.data.sources import iter_batches, local_files
@@ -54,7 +55,7 @@ def _hub_stream(entry: Any) -> Iterator[tuple[dict, str]]:
         yield row, f"{entry.path} row {i}"
 
 
-def pack_stream(texts: Iterator[str], tokenizer: Any, sequence_len: int) -> Iterator[dict[str, list[int]]]:
+def pack_stream(texts: Iterator[str], tokenizer: Tokenizer, sequence_len: int) -> Iterator[dict[str, list[int]]]:
     """Tokenized texts greedily concatenated into padded rows of sequence_len (input_ids, labels, attention_mask)."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     if pad is None:
@@ -87,7 +88,7 @@ def _padded(ids: list[int], labels: list[int], mask: list[int], n: int, pad: int
     return {"input_ids": ids + [pad] * k, "labels": labels + [IGNORE] * k, "attention_mask": mask + [0] * k}
 
 
-def prepare_stream(data: Any, tokenizer: Any) -> Iterator[dict[str, list[int]]]:
+def prepare_stream(data: DataConfig, tokenizer: Tokenizer) -> Iterator[dict[str, list[int]]]:
     """Endless-enough iterator of training rows from every pretraining_dataset entry, in order."""
     texts = (text for entry in data.pretraining_dataset or [] for text, _ in stream_texts(entry))
     return pack_stream(texts, tokenizer, data.sequence_len)
