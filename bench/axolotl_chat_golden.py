@@ -160,6 +160,8 @@ GEMMA_TOOLS = {"tools": SCHEMA_TOOLS, "messages": [
     m("assistant", "", tool_calls=GEMMA_CALL, reasoning_content="The user wants the weather.",
       tool_responses=[{"name": "get_weather", "response": {"temp": "18C", "sunny": True}}]),
     m("assistant", "It is 18C.")]}
+GEMMA_RESULTS = {"tools": SCHEMA_TOOLS, "messages": [
+    {**msg, "reasoning_content": None} if msg.get("reasoning_content") else msg for msg in GEMMA_TOOLS["messages"]]}
 GEMMA_OPEN_CALL = {"messages": [m("user", "Weather in Paris?"), m("assistant", "Checking.", tool_calls=GEMMA_CALL),
                                 m("user", "Never mind."), m("assistant", "Ok.")]}
 
@@ -188,7 +190,9 @@ def document_and_tool_cases() -> list[dict]:
         more += [{"name": f"{t}/tool_responses", "dataset": base, "rows": [GEMMA_TOOLS]},
                  {"name": f"{t}/tool_responses_users_eos_all", "dataset": {**base, "roles_to_train": ["user", "assistant"],
                                                                            "train_on_eos": "all"}, "rows": [GEMMA_TOOLS]},
-                 {"name": f"{t}/open_tool_call", "dataset": base, "rows": [GEMMA_OPEN_CALL]}]
+                 {"name": f"{t}/open_tool_call", "dataset": base, "rows": [GEMMA_OPEN_CALL]},
+                 {"name": f"{t}/tool_results_users_eos_all", "dataset": {**base, "roles_to_train": ["user", "assistant"],
+                                                                         "train_on_eos": "all"}, "rows": [GEMMA_RESULTS]}]
     think = [{"name": f"{t}/enable_thinking", "dataset": {"type": "chat_template", "chat_template": t}, "rows": [SYS, NOSYS]}
              for t in ("gemma4", "gemma4_unified")]
     return [{"top": {"chat_template_kwargs": {"documents": DOCS}}, "cases": docs}, {"top": {}, "cases": more},

@@ -17,16 +17,13 @@ from newtune.config.base import NonEmptyStr, Section
 # `chat_template:` choices that are not a named template.
 CHAT_TEMPLATE_CHOICES = ("tokenizer_default", "jinja")
 CHAT_TEMPLATE_FALLBACK_PREFIX = "tokenizer_default_fallback_"
-# axolotl 0.21.0's named templates; each is src/newtune/data/templates/<name>.jinja, written for newtune and
-# rendering byte for byte what axolotl's does (tests/data/templates/).
+# axolotl 0.21.0's named templates, all of them; each is src/newtune/data/templates/<name>.jinja, written for
+# newtune and rendering byte for byte what axolotl's does (tests/data/templates/).
 NAMED_TEMPLATES = (
     "alpaca aya chatml cohere command_a command_a_rag command_a_tool_use deepseek_v2 deepseek_v3 exaone exaone4 "
-    "falcon_h1 gemma gemma3 gemma3n jamba llama3 llama3_2_vision llama4 llava metharme mistral_v1 mistral_v2v3 "
-    "mistral_v3_tekken mistral_v7_tekken nemotron_h phi_3 phi_35 phi_4 pixtral qwen2_vl qwen3 qwen3_5 qwen_25"
-).split()
-# axolotl's named templates newtune does not ship yet: known, refused with "not supported yet".
-AXOLOTL_ONLY_TEMPLATES = (
-    "gemma4 gemma4_unified"
+    "falcon_h1 gemma gemma3 gemma3n gemma4 gemma4_unified jamba llama3 llama3_2_vision llama4 llava metharme "
+    "mistral_v1 mistral_v2v3 mistral_v3_tekken mistral_v7_tekken nemotron_h phi_3 phi_35 phi_4 pixtral qwen2_vl "
+    "qwen3 qwen3_5 qwen_25"
 ).split()
 CHAT_TEMPLATES = (*CHAT_TEMPLATE_CHOICES, *NAMED_TEMPLATES)
 
@@ -42,12 +39,7 @@ def check_chat_template_name(v: str | None) -> str | None:
             raise ValueError(f"'{v}' falls back to '{fallback}', which is not a named template")
         check_chat_template_name(fallback)
         return v
-    if v in AXOLOTL_ONLY_TEMPLATES:
-        raise ValueError(
-            f"chat template '{v}' is not supported by newtune yet; use one of the named templates, "
-            "tokenizer_default, or jinja with chat_template_jinja"
-        )
-    close = get_close_matches(v, [*CHAT_TEMPLATES, *AXOLOTL_ONLY_TEMPLATES], n=1)
+    close = get_close_matches(v, CHAT_TEMPLATES, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise ValueError(
         f"unknown chat template '{v}'{hint}; known: tokenizer_default, jinja, tokenizer_default_fallback_<name>, "
