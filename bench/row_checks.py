@@ -100,7 +100,7 @@ def timed_build(data: Any, tok: Any, work: Path) -> float:
 
     with tempfile.TemporaryDirectory(dir=work) as out:
         start = time.perf_counter()
-        build(data, tok, Path(out))
+        build(data, tok, Path(out), 0)
         return time.perf_counter() - start
 
 

@@ -60,6 +60,16 @@ def lora_checkpoint(case_dir: Path, fixtures: dict) -> None:
     _marked(ckpt, 2)
 
 
+def model_only_checkpoint(case_dir: Path, fixtures: dict) -> None:
+    """out/checkpoint-1: a complete checkpoint saved with save_only_model (weights, no optimizer or scheduler)."""
+    from newtune.train.checkpoint import TrainState, write_marker
+
+    ckpt = case_dir / "out" / "checkpoint-1"
+    ckpt.mkdir(parents=True)
+    (ckpt / "model.safetensors").write_bytes(bytes(range(256)))
+    write_marker(ckpt, TrainState(step=1), world_size=1, model_only=True)
+
+
 def damaged_checkpoints(case_dir: Path, fixtures: dict) -> None:
     """out/checkpoint-1 and -2: complete checkpoints whose weights were later truncated and changed."""
     for step in (1, 2):

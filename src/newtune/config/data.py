@@ -10,7 +10,7 @@ from __future__ import annotations
 from difflib import get_close_matches
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from newtune.config.base import NonEmptyStr, Section
 
@@ -88,8 +88,13 @@ class DatasetConfig(Section):
     shards_idx: int | None = Field(None, ge=0, description="Which shard to keep (default 0).")
     revision: str | None = Field(None, description="Hub revision of the dataset.")
     trust_remote_code: bool = False
+    weight: float | None = Field(None, gt=0, le=1, description="Use this share of the rows (seeded sample, taken "
+                                 "before tokenizing, as axolotl's weight).")
     task_id: int | None = Field(None, ge=0, description="adapter: multitask_prompt_tuning: the task of this dataset's "
                                 "rows (0 to peft_num_tasks - 1; default 0).")
+
+    # hf_use_auth_token (a top-level key), set by DataConfig: where a hub dataset is loaded, only the entry is at hand.
+    _hub_token: bool | None = PrivateAttr(None)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -115,11 +120,12 @@ class PretrainingDataset(Section):
     data_files: str | list[str] | None = None
     skip: int = Field(0, ge=0, description="Rows to skip at the start of the stream.")
     trust_remote_code: bool = False
+    _hub_token: bool | None = PrivateAttr(None)  # as DatasetConfig's
 
 
 # Applied after the cache (seeded shuffle, val_set_size split) or not about its content (where, how many processes).
-AFTER_CACHE = frozenset({"val_set_size", "shuffle_merged_datasets", "dataset_num_proc", "dataset_prepared_path",
-                         "skip_prepare_dataset"})
+AFTER_CACHE = frozenset({"val_set_size", "shuffle_merged_datasets", "shuffle_before_merging_datasets", "dataset_num_proc",
+                         "dataset_prepared_path", "skip_prepare_dataset", "hf_use_auth_token"})
 
 
 RL_METHODS = ("dpo", "ipo", "orpo", "simpo")  # implemented `rl:` methods
@@ -155,6 +161,8 @@ class DataConfig(Section):
         None, description="Extra variables every chat template render sees (enable_thinking, skip_think, ...)."
     )
     shuffle_merged_datasets: bool = Field(True, description="Shuffle rows after merging datasets.")
+    shuffle_before_merging_datasets: bool = Field(
+        False, description="Shuffle each dataset's rows before merging (several datasets; seeded by seed).")
     dataset_exact_deduplication: bool = Field(False, description="Drop exact duplicate rows.")
     excess_length_strategy: Literal["drop", "truncate", "raise"] = Field(
         "drop", description="Rows longer than sequence_len: drop, truncate, or raise."
@@ -163,9 +171,17 @@ class DataConfig(Section):
     skip_prepare_dataset: bool = Field(
         False, description="Tokenize in each run without reading or writing the prepared-dataset cache.")
     dataset_num_proc: int | None = Field(None, ge=1, description="Worker processes for tokenizing (axolotl's dataset_processes).")
+    hf_use_auth_token: bool | None = Field(
+        None, description="Hub datasets: true sends the saved Hugging Face token, false sends none (default: the hub's).")
 
     _check_template = field_validator("chat_template")(classmethod(lambda cls, v: check_chat_template_name(v)))
     _check_rl = field_validator("rl")(classmethod(lambda cls, v: check_rl(v)))
+
+    @model_validator(mode="after")
+    def _token_to_entries(self) -> DataConfig:
+        for entry in [*self.datasets, *(self.test_datasets or []), *(self.pretraining_dataset or [])]:
+            entry._hub_token = self.hf_use_auth_token  # a private attribute: allowed on a frozen model
+        return self
 
     @field_validator("val_set_size")
     @classmethod

@@ -124,6 +124,24 @@ RULES: list[tuple[str, Callable[[RunConfig], bool], str]] = [
      "preference training from a saved adapter is not supported yet (TRL's reference would be that adapter)"),
     ("sample_packing", lambda c: bool(c.data.rl) and c.train.sample_packing,
      "preference pairs are not packed (chosen and rejected share a prompt); remove sample_packing"),
+    ("dataloader_prefetch_factor", lambda c: c.train.dataloader_prefetch_factor is not None
+     and not c.train.dataloader_num_workers, "dataloader_prefetch_factor needs dataloader_num_workers above 0: only "
+     "worker processes prepare batches ahead (transformers refuses it too)"),
+    ("group_by_length", lambda c: c.train.group_by_length and c.train.sample_packing,
+     "group_by_length has no effect with sample_packing (axolotl packs with its own sampler); remove one"),
+    ("group_by_length", lambda c: c.train.group_by_length and bool(c.data.rl),
+     "group_by_length has no effect in preference training (axolotl passes it to supervised runs only); remove it"),
+    ("shuffle_before_merging_datasets", lambda c: c.data.shuffle_before_merging_datasets and bool(c.data.rl),
+     "shuffle_before_merging_datasets is not supported by newtune in preference training yet; remove it"),
+    ("save_only_model", lambda c: c.train.save_only_model and bool(c.distributed.fsdp_config),
+     "save_only_model with fsdp_config is not supported by newtune yet (sharded checkpoints hold the optimizer "
+     "shards); remove one"),
+    ("save_only_model", lambda c: c.train.save_only_model and c.train.auto_resume_from_checkpoints,
+     "checkpoints saved with save_only_model hold no optimizer or scheduler state, so auto_resume_from_checkpoints "
+     "could never resume from them; remove one"),
+    ("optimizer", lambda c: c.train.optimizer == "muon" and bool(c.distributed.fsdp_config or c.distributed.deepspeed),
+     "optimizer: muon with fsdp_config or deepspeed is not supported by newtune yet (axolotl runs a distributed "
+     "Muon there, and refuses DeepSpeed); use DDP or another optimizer"),
     ("tokenizer_use_fast", lambda c: not c.model.tokenizer_use_fast,
      "newtune needs a fast tokenizer; remove tokenizer_use_fast: false"),
 ]
@@ -131,7 +149,17 @@ RULES: list[tuple[str, Callable[[RunConfig], bool], str]] = [
 
 def cross_checks(cfg: RunConfig) -> list[tuple[str, str]]:
     """Impossible combinations, as (key, problem) pairs; all are reported together."""
-    return [(key, problem) for key, broken, problem in RULES if broken(cfg)] + task_id_problems(cfg)
+    return [(key, problem) for key, broken, problem in RULES if broken(cfg)] + task_id_problems(cfg) + weight_problems(cfg)
+
+
+def weight_problems(cfg: RunConfig) -> list[tuple[str, str]]:
+    """datasets[i].weight: axolotl 0.21.0 subsamples supervised datasets only."""
+    if not cfg.data.rl:
+        return []
+    return [(f"{part}[{i}].weight", "weight has no effect in preference training (axolotl 0.21.0 subsamples "
+             "supervised datasets only); remove it")
+            for part in ("datasets", "test_datasets") for i, ds in enumerate(getattr(cfg.data, part) or [])
+            if ds.weight is not None]
 
 
 def task_id_problems(cfg: RunConfig) -> list[tuple[str, str]]:

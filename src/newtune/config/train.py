@@ -11,7 +11,7 @@ from newtune.config.base import NonEmptyStr, Section
 OPTIMIZERS = (
     "adamw_torch", "adamw_torch_fused", "adamw_hf", "sgd", "adafactor",
     "adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit",
-    "adamw_torch_8bit", "adamw_torch_4bit",
+    "adamw_torch_8bit", "adamw_torch_4bit", "muon",
 )  # fmt: skip
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr")
 
@@ -72,6 +72,20 @@ class TrainConfig(Section):
     eval_sample_packing: bool | None = Field(None, description="Pack eval rows too (default: sample_packing).")
     pad_to_sequence_len: bool = Field(False, description="Pad every batch to sequence_len.")
     logging_steps: int = Field(1, ge=1, description="Log every N optimizer steps.")
+    include_tkps: bool = Field(True, description="Log tokens/trainable, tokens/total and tokens/train_per_sec_per_gpu "
+                               "(axolotl's throughput metrics; default true, as in axolotl).")
+    include_tokens_per_second: bool | None = Field(
+        None, description="Log num_input_tokens_seen and, at the end, train_tokens_per_second (the HF Trainer's).")
+    dataloader_num_workers: int = Field(0, ge=0, description="Worker processes that collate batches ahead of the "
+                                        "loop (0: in the training process).")
+    dataloader_pin_memory: bool | None = Field(
+        None, description="Pin batches in page-locked memory before the copy to the GPU (default: on a CUDA GPU).")
+    dataloader_prefetch_factor: int | None = Field(None, ge=1, description="Batches each worker prepares ahead.")
+    dataloader_drop_last: bool | None = Field(
+        None, description="Drop each epoch's last micro-batch when it has fewer than micro_batch_size rows (unpacked).")
+    group_by_length: bool = Field(False, description="Batch rows of similar length (transformers' LengthGroupedSampler).")
+    remove_unused_columns: bool | None = Field(
+        None, description="Accepted: newtune's batches hold only the model's inputs, whichever the value.")
     loss_watchdog_threshold: float | None = Field(
         None, gt=0, description="Stop (saving a checkpoint) when the logged loss stays above this.")
     loss_watchdog_patience: int | None = Field(None, ge=1, description="Logged steps above the threshold before stopping (default 3).")
@@ -85,6 +99,8 @@ class TrainConfig(Section):
     saves_per_epoch: int | None = Field(None, ge=1, description="Checkpoints per epoch.")
     save_total_limit: int | None = Field(None, ge=1, description="Keep at most N checkpoints.")
     save_strategy: Literal["steps", "epoch", "no"] | None = Field(None, description="When to save checkpoints.")
+    save_only_model: bool = Field(False, description="Checkpoints hold the weights only (no optimizer, scheduler or "
+                                  "random states); training cannot resume from them.")
     resume_from_checkpoint: str | None = Field(None, description="Resume from this checkpoint directory.")
     auto_resume_from_checkpoints: bool = Field(False, description="Resume from the newest complete checkpoint.")
     use_tensorboard: bool = Field(False, description="Also log to TensorBoard in output_dir/runs.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 # does not implement.
 TOP_LEVEL = frozenset(
     """
-    hf_use_auth_token DEFAULT_JITTER_NOISE DEFAULT_NUM_EXPERTS DEFAULT_ROUTER_AUX_LOSS_COEF DEFAULT_ROUTER_INIT_RANGE
+    DEFAULT_JITTER_NOISE DEFAULT_NUM_EXPERTS DEFAULT_ROUTER_AUX_LOSS_COEF DEFAULT_ROUTER_INIT_RANGE
     DEFAULT_TOP_K accelerator_config adam_beta3 adam_epsilon2 added_tokens_overrides
     allow_manifest_mismatch answer_format api_key api_token_env api_url async_publish auto_find_batch_size
     autotune_cache_path autotune_neighborhood autotune_profiles axolotl_config_path backend balance_labels
@@ -20,8 +20,8 @@ TOP_LEVEL = frozenset(
     chunked_cross_entropy_num_chunks cls_model_config codebook comet_api_key comet_experiment_config
     comet_experiment_key comet_mode comet_online comet_project_name comet_workspace context_parallel
     coreweave curriculum_sampling
-    cut_cross_entropy_accum_c_fp32 cut_cross_entropy_c_grad_chunk_size dataloader_drop_last
-    dataloader_num_workers dataloader_pin_memory dataloader_prefetch_factor dataset_keep_in_memory
+    cut_cross_entropy_accum_c_fp32 cut_cross_entropy_c_grad_chunk_size
+    dataset_keep_in_memory
     dataset_shard_idx dataset_shard_num ddp
     debug decontaminate deepcompile dense_mixer
     deployment_id device diffusion diffusion_decision diffusion_lm dion_lr dion_momentum dion_rank_fraction
@@ -42,9 +42,9 @@ TOP_LEVEL = frozenset(
     generation_max_new_tokens generation_prompt_ratio generation_temperature generation_top_k
     generation_top_p gpu_memory_limit gradio_max_new_tokens gradio_server_name gradio_server_port
     gradio_share gradio_temperature gradio_title greater_is_better grokfast_alpha grokfast_lamb
-    group_by_length hard_label_smoothing hatchery hf_mlflow_log_artifacts hub_model_id hub_revision
-    hub_strategy image_cache_size image_registry image_resize_algorithm image_size include_tkps
-    include_tokens_per_second is_falcon_derived_model is_llama_derived_model is_mistral_derived_model
+    hard_label_smoothing hatchery hf_mlflow_log_artifacts hub_model_id hub_revision
+    hub_strategy image_cache_size image_registry image_resize_algorithm image_size
+    is_falcon_derived_model is_llama_derived_model is_mistral_derived_model
     is_preprocess is_qwen_derived_model jagged_restart_anneal_steps jagged_restart_steps
     jagged_restart_warmup_steps kd_alpha kd_beta kd_ce_alpha kd_normalize_topk kd_online_server
     kd_online_server_base_url kd_online_timeout kd_online_topk kd_temperature kd_temperature_min kd_trainer
@@ -77,13 +77,13 @@ TOP_LEVEL = frozenset(
     qgalore_proj_quant qgalore_proj_type qgalore_queue_size qgalore_rank qgalore_scale
     qgalore_update_proj_gap qlora_sharded_model_loading quantization ray_num_workers ray_run_name
     read_fraction read_overflow_canvas_width recipe reinit_weights relora relora_cpu_offload
-    relora_prune_method relora_prune_ratio remove_unused_columns resources_per_worker reward_funcs
+    relora_prune_method relora_prune_ratio resources_per_worker reward_funcs
     reward_model ring_impl ring_size role_boundaries rollouts rotate_method s3_endpoint_url
     s3_profile sample_num_slots sample_packing_bin_size sample_packing_eff_est sample_packing_group_size
     sample_packing_mp_start_method sample_packing_sequentially sample_temperature save_compressed
-    save_first_step save_name_prefix save_only_model save_safetensors scaling_softmax scaling_softmax_bias
+    save_first_step save_name_prefix save_safetensors scaling_softmax scaling_softmax_bias
     scaling_softmax_factor sdpa_varlen secret selective_checkpointing shard_in_collator show_context
-    shrink_embeddings shuffle_before_merging_datasets size source
+    shrink_embeddings size source
     spectrum_model_name spectrum_top_fraction streaming streaming_multipack_buffer_size subnet_id
     swanlab_api_host swanlab_api_key swanlab_completion_log_interval swanlab_completion_max_buffer
     swanlab_description swanlab_experiment_name swanlab_lark_secret swanlab_lark_webhook_url
@@ -100,7 +100,7 @@ TOP_LEVEL = frozenset(
 )
 
 # Keys of axolotl's `datasets[]` entries that newtune does not implement.
-DATASET = frozenset("input_format input_transform logprobs_field preprocess_shards temperature weight".split())
+DATASET = frozenset("input_format input_transform logprobs_field preprocess_shards temperature".split())
 
 
 def asks_for_nothing(value: object) -> bool:

@@ -22,22 +22,23 @@ PARALLEL_MIN_BYTES = 16 << 20  # smaller sources are encoded in-process: workers
 _worker_state: tuple | None = None  # (ds, data, tokenizer, ctx), inherited by forked workers
 
 
-def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx: FormatContext,
+def encoded_batches(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx: FormatContext, seed: int | None = None,
                     ) -> Iterator[tuple[list[str], TokenColumns]]:
-    """(where, encoded) per batch of `ds`, in order; in `dataset_num_proc` forked workers for big local data."""
+    """(where, encoded) per batch of `ds`, in order; in `dataset_num_proc` forked workers for big local data.
+    `seed`: the run's seed, for the rows a `weight` keeps."""
     procs = data.dataset_num_proc or 1
     files = local_files(ds)
     if procs <= 1 or files is None or sum(f.stat().st_size for f in files) < PARALLEL_MIN_BYTES:
         if plain_backend(tok) is None:  # tokenizer calls may reconfigure it: keep them on one thread
-            for batch in iter_batches(ds):
+            for batch in iter_batches(ds, seed=seed):
                 yield batch.where, encode_batch(batch, ds, data, tok, ctx)
             return
-        yield from _encoded_overlapped(ds, data, tok, ctx)
+        yield from _encoded_overlapped(ds, data, tok, ctx, seed)
         return
-    yield from _encoded_in_workers(ds, data, tok, ctx, procs)
+    yield from _encoded_in_workers(ds, data, tok, ctx, procs, seed)
 
 
-def _encoded_overlapped(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx: FormatContext,
+def _encoded_overlapped(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx: FormatContext, seed: int | None,
                         ) -> Iterator[tuple[list[str], TokenColumns]]:
     """Batches in order; batches are tokenized on other threads (the Rust tokenizer releases the GIL) while this
     one reads and renders the next batch and the caller filters and writes the previous one."""
@@ -54,7 +55,7 @@ def _encoded_overlapped(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx
 
     with ThreadPoolExecutor(TOKENIZE_THREADS, thread_name_prefix="newtune-tokenize") as pool:
         pending: deque[tuple[RowBatch, Future | None]] = deque()
-        for batch in iter_batches(ds):
+        for batch in iter_batches(ds, seed=seed):
             try:
                 job: Future | None = pool.submit(tokenize_rendered, *render_rows(batch.rows, ds, data, tok, ctx), tok)
             except Exception:  # named by `finish`, after the batches before it
@@ -67,7 +68,7 @@ def _encoded_overlapped(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx
 
 
 def _encoded_in_workers(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx: FormatContext,
-                        procs: int) -> Iterator[tuple[list[str], TokenColumns]]:
+                        procs: int, seed: int | None) -> Iterator[tuple[list[str], TokenColumns]]:
     """At most 2 batches per worker in flight, so memory stays bounded; results come back in order."""
     import multiprocessing as mp
     import os
@@ -80,7 +81,7 @@ def _encoded_in_workers(ds: DatasetConfig, data: DataConfig, tok: Tokenizer, ctx
     try:
         with mp.get_context("fork").Pool(procs) as pool:
             pending: deque = deque()
-            for batch in iter_batches(ds):
+            for batch in iter_batches(ds, seed=seed):
                 pending.append(pool.apply_async(_encode_in_worker, (batch,)))
                 if len(pending) >= 2 * procs:
                     yield _worker_result(pending.popleft().get())

@@ -78,10 +78,11 @@ def prepare_rows(data: DataConfig, tokenizer: Tokenizer, *, seed: int, console: 
     if not data.datasets:
         raise DataError("datasets", "no datasets to prepare")
     if data.skip_prepare_dataset:
-        entry, cached = uncached_rows(data, tokenizer, console), False
+        entry, cached = uncached_rows(data, tokenizer, console, seed), False
     else:
         root = cache.cache_dir(data)
-        key = cache.cache_key(data.model_dump_json(exclude=AFTER_CACHE), fingerprint(tokenizer), source_identities(data))
+        key = cache.cache_key(data.model_dump_json(exclude=AFTER_CACHE), fingerprint(tokenizer),
+                              source_identities(data) + weight_seed(data, seed))
         with cache.locked(root, key):
             entry = cache.lookup(root, key)
             cached = entry is not None
@@ -89,11 +90,11 @@ def prepare_rows(data: DataConfig, tokenizer: Tokenizer, *, seed: int, console: 
                 if console is not None:
                     console.print(f"[dim]tokenizing → {root / key}[/dim]")
                 with cache.staging(root, key) as tmp:
-                    stats = build(data, tokenizer, tmp)
+                    stats = build(data, tokenizer, tmp, seed)
                     cache.write_meta(tmp, stats)
                 entry = root / key
     meta = cache.read_meta(entry)
-    train, evalset = shuffle_split(Rows(entry / cache.ROWS_FILE), data, seed)
+    train, evalset = shuffle_split(Rows(entry / cache.ROWS_FILE), data, seed, meta["train"]["per_dataset"])
     if (entry / EVAL_FILE).exists():
         evalset = Rows(entry / EVAL_FILE)
     summary = Summary(train=PartStats(**meta["train"]), test=PartStats(**meta["test"]) if meta.get("test") else None,
@@ -102,7 +103,7 @@ def prepare_rows(data: DataConfig, tokenizer: Tokenizer, *, seed: int, console: 
     return PreparedRows(train, evalset, summary)
 
 
-def uncached_rows(data: DataConfig, tokenizer: Tokenizer, console: Console) -> Path:
+def uncached_rows(data: DataConfig, tokenizer: Tokenizer, console: Console, seed: int) -> Path:
     """skip_prepare_dataset: tokenize for this process only, into a temp dir removed at exit; no cache read or written."""
     import atexit
     import shutil
@@ -112,7 +113,7 @@ def uncached_rows(data: DataConfig, tokenizer: Tokenizer, console: Console) -> P
     atexit.register(shutil.rmtree, tmp, True)
     if console is not None:
         console.print("[dim]tokenizing for this run only (skip_prepare_dataset: nothing cached)[/dim]")
-    cache.write_meta(tmp, build(data, tokenizer, tmp))
+    cache.write_meta(tmp, build(data, tokenizer, tmp, seed))
     return tmp
 
 
@@ -130,19 +131,25 @@ def source_identities(data: DataConfig) -> list[str]:
     return out
 
 
-def build(data: DataConfig, tokenizer: Tokenizer, directory: Path) -> dict:
+def weight_seed(data: DataConfig, seed: int) -> list[str]:
+    """The seed picks the rows a `weight` keeps, so it is part of the cache key then (and only then)."""
+    weighted = any(ds.weight is not None and ds.weight < 1 for ds in [*data.datasets, *(data.test_datasets or [])])
+    return [f"weight seed {seed}"] if weighted else []
+
+
+def build(data: DataConfig, tokenizer: Tokenizer, directory: Path, seed: int) -> dict:
     """Encode every part into Arrow files in `directory`; return the stats (stored as the cache meta)."""
     import gc
 
     threshold = gc.get_threshold()
     gc.set_threshold(max(threshold[0], GC_YOUNG), *threshold[1:])  # rows are short-lived: fewer young-GC passes
     try:
-        return _build(data, tokenizer, directory)
+        return _build(data, tokenizer, directory, seed)
     finally:
         gc.set_threshold(*threshold)
 
 
-def _build(data: DataConfig, tokenizer: Tokenizer, directory: Path) -> dict:
+def _build(data: DataConfig, tokenizer: Tokenizer, directory: Path, seed: int) -> dict:
     ctx = format_context(data, tokenizer)
     for i, ds in enumerate(data.datasets):
         check_template_room(ds, f"datasets[{i}]", data, tokenizer, ctx)
@@ -151,10 +158,10 @@ def _build(data: DataConfig, tokenizer: Tokenizer, directory: Path) -> dict:
     for i, ds in enumerate(data.datasets):
         check_roles_to_train(ds, f"datasets[{i}]", ctx)
     seen: set[bytes] | None = set() if data.dataset_exact_deduplication else None
-    train = encode_part(data.datasets, data, tokenizer, ctx, directory / cache.ROWS_FILE, seen)
+    train = encode_part(data.datasets, data, tokenizer, ctx, directory / cache.ROWS_FILE, seen, seed=seed)
     test = None
     if data.test_datasets:
-        test = encode_part(data.test_datasets, data, tokenizer, ctx, directory / EVAL_FILE, seen, "test_datasets")
+        test = encode_part(data.test_datasets, data, tokenizer, ctx, directory / EVAL_FILE, seen, "test_datasets", seed)
     if train.rows_out == 0:
         raise DataError("datasets", f"no training rows left ({describe_drops(train) or 'the datasets are empty'})",
                         "check the dataset paths, sequence_len and excess_length_strategy")
@@ -170,14 +177,14 @@ def describe_drops(stats: PartStats) -> str:
 
 
 def encode_part(entries: list[DatasetConfig], data: DataConfig, tok: Tokenizer, ctx: FormatContext, path: Path,
-                seen: set[bytes] | None, label: str = "datasets") -> PartStats:
+                seen: set[bytes] | None, label: str = "datasets", seed: int | None = None) -> PartStats:
     stats = PartStats()
     sink = cache.ArrowRows(path)
     try:
         for i, ds in enumerate(entries):
             before, rows_before = stats.rows_out, stats.rows_in
             try:
-                for where, cols in encoded_batches(ds, data, tok, ctx):
+                for where, cols in encoded_batches(ds, data, tok, ctx, seed):
                     stats.rows_in += len(where)
                     sink.add(keep_rows(expand_columns(cols, ds, data.sequence_len), where, data, stats, seen))
             except DataError as e:

@@ -68,6 +68,10 @@ class Rows:
             self._table = pa.ipc.open_stream(pa.memory_map(str(self.path))).read_all()
         return self._table
 
+    def subset(self, index: np.ndarray) -> Rows:
+        """The rows at positions `index` of this order."""
+        return self.reordered(index if self.order is None else self.order[index])
+
     def reordered(self, order: np.ndarray | None) -> Rows:
         """The same file rows (and the table already read) in another order."""
         self.record_batches()
@@ -159,10 +163,15 @@ def task_column(entries: list[DatasetConfig] | None, per_dataset: list[int]) -> 
     return np.repeat([entry.task_id or 0 for entry in entries or []], per_dataset).astype(np.int64)
 
 
-def shuffle_split(rows: Rows, data: DataConfig, seed: int) -> tuple[Rows, Rows | None]:
-    """Seeded shuffle (shuffle_merged_datasets) and val_set_size split: a fraction (<1) or a count."""
+def shuffle_split(rows: Rows, data: DataConfig, seed: int, per_dataset: list[int] | None = None) -> tuple[Rows, Rows | None]:
+    """Seeded shuffle (shuffle_merged_datasets) and val_set_size split: a fraction (<1) or a count.
+
+    shuffle_before_merging_datasets (several datasets; `per_dataset`: each one's row count, in order): each
+    dataset's rows are first shuffled alone, as axolotl shuffles each with `seed` before concatenating."""
     import numpy as np
 
+    if data.shuffle_before_merging_datasets and per_dataset and len(per_dataset) > 1:
+        rows = rows.subset(merged_after_shuffling(per_dataset, seed))
     n = len(rows)
     n_eval = int(round(data.val_set_size * n)) if data.val_set_size < 1 else int(data.val_set_size)
     if data.val_set_size and not 0 < n_eval < n:
@@ -172,4 +181,13 @@ def shuffle_split(rows: Rows, data: DataConfig, seed: int) -> tuple[Rows, Rows |
         return rows, None
     order = np.random.default_rng(seed).permutation(n)
     train_idx = order[n_eval:] if data.shuffle_merged_datasets else np.sort(order[n_eval:])
-    return rows.reordered(train_idx), rows.reordered(np.sort(order[:n_eval])) if n_eval else None
+    return rows.subset(train_idx), rows.subset(np.sort(order[:n_eval])) if n_eval else None
+
+
+def merged_after_shuffling(per_dataset: list[int], seed: int) -> np.ndarray:
+    """Row indices of the merged datasets, each dataset's rows in `datasets.Dataset.shuffle(seed)` order
+    (`np.random.default_rng(seed).permutation(n)`)."""
+    import numpy as np
+
+    starts = np.cumsum([0, *per_dataset[:-1]])
+    return np.concatenate([start + np.random.default_rng(seed).permutation(n) for start, n in zip(starts, per_dataset, strict=True)])

@@ -64,9 +64,40 @@ def file_kind(path: Path, ds_type: str | None) -> str:
     return kind
 
 
-def iter_batches(ds: DatasetConfig, batch_size: int | None = None) -> Iterator[RowBatch]:
-    """Every row of one dataset entry, in order, in batches; sharded when `shards` is set."""
+def iter_batches(ds: DatasetConfig, batch_size: int | None = None, *, seed: int | None = None) -> Iterator[RowBatch]:
+    """Every row of one dataset entry, in order, in batches; sharded when `shards` is set, and with `seed`
+    (the run's seed, as axolotl's) the `weight` share of them."""
     batch_size = batch_size or BATCH
+    weight = getattr(ds, "weight", None)
+    if seed is None or weight is None or weight >= 1:
+        yield from _entry_batches(ds, batch_size)
+    else:
+        yield from weighted(_entry_batches(ds, batch_size), weight, seed, batch_size)
+
+
+def weighted(batches: Iterator[RowBatch], weight: float, seed: int, batch_size: int) -> Iterator[RowBatch]:
+    """axolotl's `weight`: `dataset.shuffle(seed).select(range(max(1, int(n * weight))))` before tokenizing.
+
+    datasets' shuffle is `np.random.default_rng(seed).permutation(n)`; the rows come in that order. The
+    entry's rows are held in memory to reorder them.
+    """
+    import numpy as np
+
+    rows: list[dict[str, Any]] = []
+    where: list[str] = []
+    for b in batches:
+        rows += b.rows
+        where += b.where
+    if not rows:
+        return
+    keep = min(len(rows), max(1, int(len(rows) * weight)))
+    picked = np.random.default_rng(seed).permutation(len(rows))[:keep].tolist()
+    for start in range(0, keep, batch_size):
+        chunk = picked[start : start + batch_size]
+        yield RowBatch([rows[i] for i in chunk], [where[i] for i in chunk])
+
+
+def _entry_batches(ds: Any, batch_size: int) -> Iterator[RowBatch]:
     files = local_files(ds)
     if files is None:
         yield from _from_dataset(_hub_dataset(ds), ds.path, ds, batch_size)
@@ -262,6 +293,12 @@ def missing_path(path: str) -> str:
     return "not found" if p.is_absolute() else f"not found (relative to {Path.cwd()})"
 
 
+def hub_token(entry: Any) -> dict[str, bool]:
+    """`token=` for the hub, as axolotl passes hf_use_auth_token: true sends the saved token, false none."""
+    token = getattr(entry, "_hub_token", None)
+    return {} if token is None else {"token": token}
+
+
 def _hub_dataset(ds: DatasetConfig) -> Any:
     if looks_local(ds.path):
         raise DataError(ds.path, missing_path(ds.path), "relative paths are resolved against the working "
@@ -274,7 +311,7 @@ def _hub_dataset(ds: DatasetConfig) -> Any:
 
     try:
         return datasets.load_dataset(ds.path, name=ds.name, split=ds.split, revision=ds.revision,
-                                     data_files=ds.data_files)
+                                     data_files=ds.data_files, **hub_token(ds))
     except (ConnectionError, OSError, TimeoutError) as e:
         raise DataError(ds.path, f"not a local path, and the dataset hub is unreachable ({str(e).splitlines()[0]})",
                         hint) from None

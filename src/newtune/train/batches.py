@@ -24,13 +24,34 @@ T = TypeVar("T")
 MicroBatch = list[np.ndarray]
 
 
-def epoch_plan(lengths: np.ndarray, *, batch_size: int, packed: bool, capacity: int, seed: int | None) -> list[MicroBatch]:
-    """Micro-batches of one epoch. seed=None keeps dataset order (evaluation)."""
+def epoch_plan(lengths: np.ndarray, *, batch_size: int, packed: bool, capacity: int, seed: int | None,
+               group_size: int | None = None, drop_last: bool = False) -> list[MicroBatch]:
+    """Micro-batches of one epoch. seed=None keeps dataset order (evaluation).
+
+    Unpacked: `group_size` (group_by_length) orders the rows as transformers' LengthGroupedSampler over
+    batches of that many rows; `drop_last` (dataloader_drop_last) leaves out a last micro-batch that is short.
+    """
     if packed:
         return batches_of_bins(pack_lengths(lengths, capacity=capacity, seed=seed), batch_size)
     n = len(lengths)
-    order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
-    return [[order[i : i + 1] for i in range(s, min(s + batch_size, n))] for s in range(0, n, batch_size)]
+    if seed is None:
+        order = np.arange(n)
+    elif group_size:
+        order = length_grouped(lengths, group_size, seed)
+    else:
+        order = np.random.default_rng(seed).permutation(n)
+    end = n - n % batch_size if drop_last and n >= batch_size else n
+    return [[order[i : i + 1] for i in range(s, min(s + batch_size, end))] for s in range(0, end, batch_size)]
+
+
+def length_grouped(lengths: np.ndarray, group_size: int, seed: int) -> np.ndarray:
+    """transformers' `get_length_grouped_indices`: a seeded permutation cut into mega-batches, each sorted by length,
+    longest first. transformers draws from torch's global generator; here a generator seeded as the epoch's order."""
+    import torch
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    generator = torch.Generator().manual_seed(seed)
+    return np.asarray(get_length_grouped_indices(lengths.tolist(), group_size, generator=generator), dtype=np.int64)
 
 
 def steps_in_epoch(n_micro: int, accumulation: int, world: int) -> int:

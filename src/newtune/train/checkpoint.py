@@ -49,6 +49,7 @@ class TrainState:
     batch_in_epoch: int = 0  # micro-batches of this epoch already used (all ranks together)
     tokens: int = 0  # trained (label) tokens so far
     real_tokens: int = 0  # non-pad input tokens so far
+    fed_tokens: int = 0  # input tokens fed to the model so far, padding included (include_tkps, include_tokens_per_second)
     seconds: float = 0.0  # training time before this process started
 
 
@@ -118,6 +119,7 @@ def resume_path(t: TrainConfig, main: bool = True) -> Path | None:
         if problem:
             raise NewtuneError("resume_from_checkpoint", f"{path} is damaged: {problem}",
                                "resume from an earlier checkpoint, or delete this one")
+        refuse_model_only(path, "resume_from_checkpoint")
         return path
     if t.auto_resume_from_checkpoints:
         found = checkpoints(Path(t.output_dir))
@@ -127,6 +129,7 @@ def resume_path(t: TrainConfig, main: bool = True) -> Path | None:
             if problem is None:
                 if damaged and main:
                     log.warning("resuming from %s instead: %s", path.name, "; ".join(damaged))
+                refuse_model_only(path, "auto_resume_from_checkpoints")
                 return path
             damaged.append(f"{path} is damaged ({problem})")
         if damaged:
@@ -136,6 +139,15 @@ def resume_path(t: TrainConfig, main: bool = True) -> Path | None:
                                "auto_resume_from_checkpoints: false and choose another output_dir")
         return None
     return None
+
+
+def refuse_model_only(path: Path, key: str) -> None:
+    """A save_only_model checkpoint has no optimizer, scheduler or random states: resuming could not be exact."""
+    if json.loads((path / MARKER).read_text()).get("model_only"):
+        weights = "lora_model_dir" if (path / "adapter_config.json").exists() else "base_model"
+        raise NewtuneError(key, f"{path} was saved with save_only_model: it holds the weights but no optimizer, "
+                           "scheduler or random states, so training cannot resume from it",
+                           f"start a new run from its weights ({weights}: {path}), or use another output_dir")
 
 
 def remove_partial(output_dir: Path) -> None:
@@ -166,8 +178,11 @@ def set_rng_states(states: dict) -> None:
 
 
 def save_checkpoint(output_dir: Path, state: TrainState, *, accelerator: Any, model: Any, optimizer: Any,
-                    scheduler: Any, write_extras: Callable[[Path], None] | None = None) -> Path:
-    """Write checkpoint-<state.step> atomically; every rank must call this (state dicts are collective)."""
+                    scheduler: Any, write_extras: Callable[[Path], None] | None = None, model_only: bool = False) -> Path:
+    """Write checkpoint-<state.step> atomically; every rank must call this (state dicts are collective).
+
+    model_only (save_only_model): the weights and artifacts without the optimizer, scheduler, scaler and random
+    states, as the HF Trainer saves them; the marker says so and such a checkpoint is never resumed from."""
     import torch
 
     final = output_dir / f"{PREFIX}{state.step}"
@@ -181,22 +196,20 @@ def save_checkpoint(output_dir: Path, state: TrainState, *, accelerator: Any, mo
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         accelerator.wait_for_everyone()
-        torch.save(rng_states(), tmp / f"rng_state_{accelerator.process_index}.pth")
+        if not model_only:
+            torch.save(rng_states(), tmp / f"rng_state_{accelerator.process_index}.pth")
         if sharded(accelerator):  # every rank writes its shards (FSDP2: torch.distributed.checkpoint)
             accelerator.save_state(str(tmp / SHARDED_DIR))
         if main:
             if state_dict is not None:
                 accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-            if not sharded(accelerator):
-                torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-            if accelerator.scaler is not None:
-                torch.save(accelerator.scaler.state_dict(), tmp / "scaler.pt")
+            if not model_only:
+                save_training_state(tmp, accelerator, optimizer, scheduler)
             if write_extras is not None:
                 write_extras(tmp)
         accelerator.wait_for_everyone()  # every rank's files are written before the manifest lists them
         if main:
-            write_marker(tmp, state, accelerator.num_processes)
+            write_marker(tmp, state, accelerator.num_processes, model_only)
         accelerator.wait_for_everyone()
         if main:
             replace_dir(tmp, final)
@@ -209,14 +222,26 @@ def save_checkpoint(output_dir: Path, state: TrainState, *, accelerator: Any, mo
     return final
 
 
-def write_marker(tmp: Path, state: TrainState, world_size: int) -> None:
+def save_training_state(tmp: Path, accelerator: Any, optimizer: Any, scheduler: Any) -> None:
+    """What resuming needs besides the weights: optimizer (unsharded runs), scheduler and loss scaler."""
+    import torch
+
+    if not sharded(accelerator):
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    if accelerator.scaler is not None:
+        torch.save(accelerator.scaler.state_dict(), tmp / "scaler.pt")
+
+
+def write_marker(tmp: Path, state: TrainState, world_size: int, model_only: bool = False) -> None:
     """The marker with the files' manifest, fsynced after everything else, so its presence means the rest is
     on disk, and each file can be checked against it before use."""
     for f in tmp.rglob("*"):
         if f.is_file():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-    data = json.dumps({**asdict(state), "world_size": world_size, "files": manifest(tmp)}, indent=2)
+    extra = {"model_only": True} if model_only else {}
+    data = json.dumps({**asdict(state), "world_size": world_size, **extra, "files": manifest(tmp)}, indent=2)
     with open(tmp / MARKER, "w") as fh:
         fh.write(data)
         fh.flush()
@@ -250,6 +275,7 @@ def load_checkpoint(path: Path, *, accelerator: Any, model: Any, optimizer: Any,
 
     meta = json.loads((path / MARKER).read_text())
     meta.pop("files", None)
+    meta.pop("model_only", None)  # never true here: resume_path refuses such checkpoints
     saved_world = meta.pop("world_size")
     if (path / SHARDED_DIR).is_dir() and sharded(accelerator):
         accelerator.load_state(str(path / SHARDED_DIR))  # model and optimizer shards, resharded to this world

@@ -66,8 +66,16 @@ class Batch:
         return kw
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> Batch:
+        return self.map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> Batch:
+        """Page-locked copies, so the copy to a GPU is asynchronous (a DataLoader with pin_memory calls this)."""
+        return self.map(lambda t: t.pin_memory())
+
+    def map(self, fn: Any) -> Batch:
+        """This batch with `fn` applied to each tensor."""
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(device, non_blocking=non_blocking)
+            return None if t is None else fn(t)
 
         varlen = None
         if self.varlen is not None:

@@ -33,6 +33,7 @@ from newtune.train.neftune import NEFTune
 from newtune.train.offload import saved_on_cpu
 from newtune.train.schedule import Schedule, make_schedule
 from newtune.train.stopping import LOSS_BLOWUP, NO_EVAL_GAIN, StopFlag, Stopper
+from newtune.train.throughput import Throughput, log_record
 
 if TYPE_CHECKING:
     import numpy as np
@@ -95,6 +96,15 @@ class Run:
         if epoch not in self.plans:
             self.plans = {epoch: epoch_plan(self.cfg, self.lengths, epoch)}  # only the current epoch is kept
         return self.plans[epoch]
+
+    def feed(self, start: int) -> Any:
+        """This rank's collated micro-batches of each step of the current epoch from micro-batch `start` (train/feed.py)."""
+        from newtune.train.feed import StepBatches, step_batches
+
+        acc = self.acc
+        steps = StepBatches(self.plan(self.state.epoch), start, self.cfg.train.gradient_accumulation_steps * acc.num_processes,
+                            acc.process_index, acc.num_processes, self.collate)
+        return step_batches(steps, self.cfg.train, self.device_type)
 
     def collate(self, micro: Any) -> Any:
         if self.pref is not None:
@@ -236,10 +246,13 @@ def setup(cfg: RunConfig, console: Console) -> Run:
 
 
 def epoch_plan(cfg: RunConfig, lengths: np.ndarray, epoch: int) -> list:
-    """The micro-batches of `epoch` (packed bins under sample_packing), seeded by data_seed (else seed) + epoch."""
+    """The micro-batches of `epoch` (packed bins under sample_packing), seeded by data_seed (else seed) + epoch.
+    group_by_length groups as transformers does, over micro_batch_size × gradient_accumulation_steps rows."""
     t = cfg.train
     return B.epoch_plan(lengths, batch_size=t.micro_batch_size, packed=t.sample_packing,
-                        capacity=cfg.data.sequence_len, seed=(t.seed if t.data_seed is None else t.data_seed) + epoch)
+                        capacity=cfg.data.sequence_len, seed=(t.seed if t.data_seed is None else t.data_seed) + epoch,
+                        group_size=t.micro_batch_size * t.gradient_accumulation_steps if t.group_by_length else None,
+                        drop_last=bool(t.dataloader_drop_last))
 
 
 def make_output_dir(out: Path, main: bool) -> None:
@@ -253,26 +266,30 @@ def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> t
     seconds_before = state.seconds
     last_ckpt, eval_result = run.resumed_from, None
     log_loss, log_steps, log_time, log_tokens = None, 0, time.perf_counter(), state.real_tokens
-    plan = run.plan(state.epoch)
+    tkps = Throughput.start(state, started)
+    plan, feed = run.plan(state.epoch), run.feed(state.batch_in_epoch)
     while state.step < sched.total_steps:
         chunk = plan[state.batch_in_epoch : state.batch_in_epoch + t.gradient_accumulation_steps * acc.num_processes]
-        step_loss, grad_norm, lr, n_step, n_tokens = optimizer_step(run, chunk)
+        step_loss, grad_norm, lr, n_step, n_tokens, n_fed = optimizer_step(run, next(feed))
         state.step += 1
         state.batch_in_epoch += len(chunk)
         state.tokens += n_step
         state.real_tokens += n_tokens
+        state.fed_tokens += n_fed
         log_loss = step_loss if log_loss is None else log_loss + step_loss
         log_steps += 1
         epoch_done = state.batch_in_epoch >= len(plan) or state.step >= sched.steps_per_epoch * (state.epoch + 1)
         if epoch_done:
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
             if state.step < sched.total_steps:  # not after the last step: that epoch never comes
-                plan = run.plan(state.epoch)
+                feed.close()  # the DataLoader's workers, if any, stop
+                plan, feed = run.plan(state.epoch), run.feed(0)
 
         record: dict[str, Any] = {}
         if state.step % t.logging_steps == 0 or state.step == sched.total_steps:
             now = time.perf_counter()
             record = log_record(run, log_loss / log_steps, lr, grad_norm, (state.real_tokens - log_tokens) / max(now - log_time, 1e-9))
+            record.update(tkps.fields(t, state, now, acc.num_processes) if run.pref is None else {})
             log_loss, log_steps, log_time, log_tokens = None, 0, now, state.real_tokens
         final = state.step == sched.total_steps
         if sched.evaluates and ((sched.eval_every and state.step % sched.eval_every == 0) or final):
@@ -293,37 +310,24 @@ def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> t
             last_ckpt = save_checkpoint(run)
         if stopping or run.stopped == NO_EVAL_GAIN:
             break
+    feed.close()
     return last_ckpt, eval_result
 
 
-def log_record(run: Run, loss: Any, lr: float, grad_norm: Any, tokens_per_s: float) -> dict[str, Any]:
-    """The metrics line of a logging step: `loss` is the mean of this rank's step losses since the last one."""
-    acc, state = run.acc, run.state
-    if acc.num_processes > 1:
-        loss = acc.reduce(loss, "mean")
-    record = {"step": state.step, "epoch": round(state.step / run.sched.steps_per_epoch, 4),
-              "loss": loss.item(), "lr": lr, "grad_norm": float(grad_norm),  # sync point: logging steps only
-              "tokens": state.real_tokens, "trained_tokens": state.tokens, "tokens_per_s": tokens_per_s}
-    if not run.cfg.data.datasets:
-        del record["epoch"]  # a pretraining stream has no epochs: its rows are read once, as they come
-    if run.pref is not None:  # rewards/chosen, rewards/margins, ... over the pairs since the last log
-        record.update(run.pref.take_metrics(acc))
-    return record
-
-
-def optimizer_step(run: Run, chunk: list) -> tuple[Any, Any, float, int, int]:
-    """Forward/backward over this rank's micro-batches of the step, clip, step; (loss, grad_norm, lr, tokens...)."""
+def optimizer_step(run: Run, mine: list) -> tuple[Any, Any, float, int, int, int]:
+    """Forward/backward over this rank's collated micro-batches of the step, clip, step; (loss, grad_norm, lr,
+    trained, real and fed token counts of the step)."""
     import torch
 
     from newtune.train.loss import lm_loss_sum
 
     acc, model, t, world = run.acc, run.model, run.cfg.train, run.acc.num_processes
-    mine = [run.collate(m) for m in B.shard(chunk, acc.process_index, world)]
     n_step = sum(b.n_trained for b in mine)  # host ints: counted before any forward pass
     n_tokens = sum(b.n_tokens for b in mine)
+    n_fed = sum(b.input_ids.numel() for b in mine)  # padding included (include_tkps' tokens/total)
     if world > 1:  # sync point: every rank needs the step's global token count
-        counts = acc.reduce(torch.tensor([n_step, n_tokens], device=acc.device), "sum").tolist()
-        n_step, n_tokens = int(counts[0]), int(counts[1])
+        counts = acc.reduce(torch.tensor([n_step, n_tokens, n_fed], device=acc.device), "sum").tolist()
+        n_step, n_tokens, n_fed = int(counts[0]), int(counts[1]), int(counts[2])
     divisor = max(n_step, 1)
     lr = run.scheduler.get_last_lr()[0]  # the rate this step uses
     step_loss = torch.zeros((), device=acc.device)
@@ -344,7 +348,7 @@ def optimizer_step(run: Run, chunk: list) -> tuple[Any, Any, float, int, int]:
         run.optimizer.zero_grad(set_to_none=True)
     except torch.OutOfMemoryError:
         raise out_of_memory(run.cfg, run.state.step) from None
-    return step_loss * world, grad_norm, lr, n_step, n_tokens
+    return step_loss * world, grad_norm, lr, n_step, n_tokens, n_fed
 
 
 def save_checkpoint(run: Run) -> Path:
@@ -353,7 +357,8 @@ def save_checkpoint(run: Run) -> Path:
     out = Path(run.cfg.train.output_dir)
     path = ckpt.save_checkpoint(out, run.state, accelerator=run.acc, model=run.model, optimizer=run.optimizer,
                                 scheduler=run.scheduler,
-                                write_extras=lambda d: save_artifacts(d, run.cfg, run.tokenizer))
+                                write_extras=lambda d: save_artifacts(d, run.cfg, run.tokenizer),
+                                model_only=run.cfg.train.save_only_model)
     if run.acc.is_main_process:
         ckpt.prune(out, run.cfg.train.save_total_limit or ckpt.DEFAULT_TOTAL_LIMIT)
     return path

@@ -43,6 +43,10 @@ def build_optimizer(model: Any, t: TrainConfig, device_type: str) -> Any:
     """The optimizer named by `optimizer:`, over the model's trainable parameters."""
     import torch
 
+    if t.optimizer == "muon":  # its own split of the parameters (train/muon.py)
+        from newtune.train.muon import build_muon
+
+        return build_muon(model, t)
     groups = param_groups(model, t.weight_decay)
     betas, lr, eps = (t.adam_beta1, t.adam_beta2), t.learning_rate, t.adam_epsilon
     name = t.optimizer

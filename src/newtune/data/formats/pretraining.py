@@ -49,8 +49,10 @@ def _hub_stream(entry: Any) -> Iterator[tuple[dict, str]]:
                         "download the dataset elsewhere and set pretraining_dataset path: to the local file")
     import datasets
 
+    from newtune.data.sources import hub_token
+
     stream = datasets.load_dataset(entry.path, name=entry.name, split=entry.split, data_files=entry.data_files,
-                                   streaming=True)
+                                   streaming=True, **hub_token(entry))
     for i, row in enumerate(stream):
         yield row, f"{entry.path} row {i}"
 
