@@ -78,3 +78,35 @@ def test_a_tracker_failing_mid_run_does_not_stop_training(tiny_run, tmp_path, mo
     result = run_training(cfg, console)
     assert result.steps == 3 and len(jsonl_losses(result.output_dir)) == 3
     assert "stopped logging to mlflow: tracking server unreachable" in caplog.text
+
+
+@pytest.mark.parametrize("log_model", ["checkpoint", "end"])
+def test_wandb_watch_and_log_model_are_honoured(tiny_run, monkeypatch, log_model):
+    import wandb.sdk.wandb_run
+
+    watched = []
+    real_watch = wandb.sdk.wandb_run.Run.watch
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "watch",
+                        lambda self, model, **kw: watched.append((model, kw)) or real_watch(self, model, **kw))
+    logged = []
+    real_log = wandb.sdk.wandb_run.Run.log_artifact
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log_artifact",
+                        lambda self, artifact, **kw: logged.append((artifact, kw)) or real_log(self, artifact, **kw))
+    cfg, console = tiny_run(out=log_model, max_steps=2, save_strategy="steps", save_steps=1, wandb_project="newtune-test",
+                            wandb_mode="offline", wandb_watch="all", wandb_log_model=log_model)
+    result = run_training(cfg, console)
+    # transformers' WandbCallback, which axolotl drives through WANDB_WATCH / WANDB_LOG_MODEL
+    assert [kw for _, kw in watched] == [{"log": "all", "log_freq": 100}]
+    assert watched[0][0] is result.model
+    names = [(a.name.split(":")[0], a.type, kw["aliases"]) for a, kw in logged]
+    (run_dir,) = (result.output_dir / "wandb").glob("offline-run-*")
+    run_id = run_dir.name.rsplit("-", 1)[1]
+    if log_model == "checkpoint":  # checkpoint-1; the last step saves the final model, not a checkpoint
+        assert names == [(f"model-{run_id}", "model", ["epoch_0.25", "checkpoint_global_step_1"])]
+        assert "adapter_model.safetensors" in logged[0][0].manifest.entries
+    else:
+        assert names == [(f"model-{run_id}", "model", ["final_model"])]
+        files = set(logged[0][0].manifest.entries)
+        assert {"adapter_model.safetensors", "adapter_config.json", "newtune.yml"} <= files
+        assert not files & {"metrics.jsonl", "loss.png"}
+    assert f"model-{run_id}".encode() in next(run_dir.glob("run-*.wandb")).read_bytes()  # in the offline run's records

@@ -74,3 +74,18 @@ def test_data_seed_sets_the_batch_order_apart_from_the_seed(tiny_run):
     assert losses(same.train.output_dir) == losses(base.train.output_dir)
     assert losses(other.train.output_dir) != losses(base.train.output_dir)
     assert losses(other.train.output_dir)[0] != losses(base.train.output_dir)[0]  # another first batch
+
+
+def test_tiled_mlp_trains_with_the_untiled_losses(tiny_run):
+    from tolerances import training_rel_tol
+
+    plain, console = tiny_run(out="plain", max_steps=2)
+    run_training(plain, console)
+    tiled, console = tiny_run(out="tiled", max_steps=2, tiled_mlp=True, tiled_mlp_num_shards=3)
+    model = run_training(tiled, console).model
+    mlps = [m for n, m in model.named_modules() if n.endswith(".mlp")]
+    assert mlps and all("forward" in vars(m) and m._newtune_shards == 3 for m in mlps)
+    # the same sums in another order (the MLP weight gradients in 3 slices): float32 rounding, growing per step
+    tol = training_rel_tol(model.config, 64, 2)
+    for a, b in zip(losses(tiled.train.output_dir), losses(plain.train.output_dir), strict=True):
+        assert abs(a - b) <= tol * abs(b)

@@ -142,6 +142,9 @@ RULES: list[tuple[str, Callable[[RunConfig], bool], str]] = [
     ("optimizer", lambda c: c.train.optimizer == "muon" and bool(c.distributed.fsdp_config or c.distributed.deepspeed),
      "optimizer: muon with fsdp_config or deepspeed is not supported by newtune yet (axolotl runs a distributed "
      "Muon there, and refuses DeepSpeed); use DDP or another optimizer"),
+    ("tiled_mlp_use_original_mlp", lambda c: c.train.tiled_mlp and not c.train.tiled_mlp_use_original_mlp,
+     "tiled_mlp_use_original_mlp: false (axolotl's generic Llama MLP in place of the model's) is not supported by "
+     "newtune yet; newtune tiles the model's own MLP"),
     ("tokenizer_use_fast", lambda c: not c.model.tokenizer_use_fast,
      "newtune needs a fast tokenizer; remove tokenizer_use_fast: false"),
 ]

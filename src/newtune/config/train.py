@@ -63,6 +63,11 @@ class TrainConfig(Section):
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
     activation_offloading: bool | Literal["legacy"] = Field(
         False, description="Keep activations saved for backward in CPU memory (torch save_on_cpu); legacy: the same.")
+    tiled_mlp: bool = Field(False, description="Run each MLP over slices of the sequence, recomputed in backward "
+                            "(axolotl's ALST TiledMLP: less activation memory, the same result).")
+    tiled_mlp_num_shards: int | None = Field(None, ge=1, description="Slices per MLP call (default: one per 32768 tokens).")
+    tiled_mlp_use_original_mlp: bool = Field(True, description="Tile the model's own MLP (false, axolotl's generic "
+                                             "Llama MLP, is not supported).")
     gradient_checkpointing_kwargs: CheckpointingKwargs | None = Field(None, description="use_reentrant (default false).")
     cut_cross_entropy: bool | None = Field(
         None, description="Loss without full-vocabulary logits: newtune's loss always works so (accepted for axolotl configs).")
@@ -109,8 +114,10 @@ class TrainConfig(Section):
     wandb_name: str | None = None
     wandb_mode: str | None = None
     wandb_run_id: str | None = None
-    wandb_watch: str | None = None
-    wandb_log_model: str | None = None
+    wandb_watch: Literal["gradients", "parameters", "all", "false", False] | None = Field(
+        None, description="wandb.watch the model: gradients, parameters or all (histograms every max(100, logging_steps)).")
+    wandb_log_model: Literal["checkpoint", "end", "false", False] | None = Field(
+        None, description="Upload checkpoints (checkpoint) or the final model (end) as W&B model artifacts.")
     mlflow_tracking_uri: str | None = None
     mlflow_experiment_name: str | None = None
     mlflow_run_name: str | None = None

@@ -89,7 +89,7 @@ TOP_LEVEL = frozenset(
     swanlab_description swanlab_experiment_name swanlab_lark_secret swanlab_lark_webhook_url
     swanlab_log_completions swanlab_log_model swanlab_mode swanlab_project swanlab_web_host
     swanlab_workspace sync_profiler_start_step sync_profiler_steps temperature
-    tiled_mlp tiled_mlp_num_shards tiled_mlp_use_original_mlp timeout token_ids tokenizer_save_jinja_files
+    timeout token_ids tokenizer_save_jinja_files
     tokenizer_use_mistral_common torch_compile_options torch_compile_regional torch_empty_cache_steps
     torchdistx_path total_num_tokens total_supervised_tokens trackio_project trackio_project_name
     trackio_run_name trackio_space_id train_attn train_mlp train_unembed trainer_cls trl type_of_model

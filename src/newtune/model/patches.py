@@ -26,6 +26,14 @@ the test in tests/model/test_patches.py that fails once upstream no longer needs
    `lora_mlp_kernel` / `lora_qkv_kernel` / `lora_o_kernel` name its own fused LoRA kernels: here
    they choose which projections get this function (default: all; false: peft's forward). This one
    replaces `forward` on the layer instances. Upstream test: `..._peft_still_scales_and_adds_full_size`.
+
+3. Tiled MLP (`tiled_mlp`, axolotl's ALST TiledMLP). A decoder layer's MLP keeps its intermediate_size-wide
+   activations of every token for the backward, the largest tensors of a long sequence. Here each MLP runs
+   over `tiled_mlp_num_shards` slices of the sequence (unset: one per 32768 tokens, as axolotl), each under
+   non-reentrant torch.utils.checkpoint, so only the slices' inputs are kept and one slice's activations are
+   rebuilt at a time in the backward, as axolotl's autograd function does. An MLP acts on each token alone: the
+   outputs are the untiled MLP's, the weight gradients the same sums taken slice by slice. Replaces `forward`
+   on the `mlp` module instances; switch: `tiled_mlp`. Upstream test: `..._mlp_still_keeps_its_activations`.
 """
 
 from __future__ import annotations
@@ -187,5 +195,32 @@ def patch_lora_linears(model: torch.nn.Module, skip: frozenset[str] = frozenset(
     for qualified, module in model.named_modules():
         if type(module) is LoraLinear and "forward" not in module.__dict__ and qualified.rsplit(".", 1)[-1] not in skip:
             module.forward = types.MethodType(_fused_lora_forward, module)
+            n += 1
+    return n
+
+
+TOKENS_PER_SHARD = 32768  # axolotl's default: ceil(tokens / 32768) slices
+
+
+def _tiled_mlp_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
+    from torch.utils.checkpoint import checkpoint
+
+    untiled = type(self).forward.__get__(self)
+    if not torch.is_grad_enabled():
+        return untiled(x)
+    shards = self._newtune_shards or max(1, -(-x.shape[-2] // TOKENS_PER_SHARD))
+    return torch.cat([checkpoint(untiled, part, use_reentrant=False) for part in x.chunk(shards, dim=-2)], dim=-2)
+
+
+def tile_mlps(model: torch.nn.Module, on: bool, shards: int | None) -> int:
+    """Patch 3 (`on`: tiled_mlp): every decoder layer's `mlp` runs in checkpointed slices of the sequence; the
+    number patched."""
+    n = 0
+    if not on:
+        return n
+    for name, module in model.named_modules():
+        if name.endswith(".mlp") and isinstance(module, torch.nn.Module) and "forward" not in vars(module):
+            module._newtune_shards = shards
+            module.forward = types.MethodType(_tiled_mlp_forward, module)
             n += 1
     return n

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from newtune.config.run import RunConfig
 from newtune.data.types import Tokenizer
-from newtune.errors import NewtuneError
 from newtune.train import batches as B
 from newtune.train import checkpoint as ckpt
 from newtune.train.metrics import (
@@ -32,7 +31,7 @@ from newtune.train.metrics import (
 from newtune.train.neftune import NEFTune
 from newtune.train.offload import saved_on_cpu
 from newtune.train.schedule import Schedule, make_schedule
-from newtune.train.stopping import LOSS_BLOWUP, NO_EVAL_GAIN, StopFlag, Stopper
+from newtune.train.stopping import LOSS_BLOWUP, NO_EVAL_GAIN, StopFlag, Stopper, out_of_memory
 from newtune.train.throughput import Throughput, log_record
 
 if TYPE_CHECKING:
@@ -128,14 +127,18 @@ def run_training(cfg: RunConfig, console: Console, *, summary: Console | None = 
                       main=run.acc.is_main_process, resume_step=run.state.step if run.resumed_from else 0)
     stop = StopFlag()
     started, tokens_before, seconds_before = time.perf_counter(), run.state.real_tokens, run.state.seconds
+    metrics.wandb("watch", run.acc.unwrap_model(run.model))
     try:
-        last_ckpt, eval_result = train_steps(run, metrics, stop, started)
+        try:
+            last_ckpt, eval_result = train_steps(run, metrics, stop, started)
+        finally:
+            stop.restore()
+        interrupted = run.state.step < run.sched.total_steps and run.stopped != NO_EVAL_GAIN
+        if not interrupted:
+            save_final(run)
+            metrics.wandb("log_final", Path(cfg.train.output_dir))
     finally:
-        stop.restore()
         metrics.close()
-    interrupted = run.state.step < run.sched.total_steps and run.stopped != NO_EVAL_GAIN
-    if not interrupted:
-        save_final(run)
     elapsed = time.perf_counter() - started
     result = TrainResult(
         output_dir=Path(cfg.train.output_dir), steps=run.state.step, seconds=seconds_before + elapsed,
@@ -168,7 +171,7 @@ def setup(cfg: RunConfig, console: Console) -> Run:
     from newtune.data.tokenizer import tokenizer_for
     from newtune.model.adapters import apply_adapter
     from newtune.model.load import load_model
-    from newtune.model.patches import enable_fast_paths, uses_flat_batches
+    from newtune.model.patches import enable_fast_paths, tile_mlps, uses_flat_batches
     from newtune.train import distributed, preflight
     from newtune.train import preference as P
     from newtune.train.optim import build_optimizer, build_scheduler
@@ -222,6 +225,7 @@ def setup(cfg: RunConfig, console: Console) -> Run:
         from newtune.model.freeze import freeze_except
 
         freeze_except(model, cfg.adapter.unfrozen_parameters)
+    tile_mlps(model, t.tiled_mlp, t.tiled_mlp_num_shards)
     fast = enable_fast_paths(model, device_type, cfg.adapter) if not distributed.shards(cfg.distributed) else []
     if fast and acc.is_main_process:
         log.info("fast paths: %s", ", ".join(fast))
@@ -308,6 +312,7 @@ def train_steps(run: Run, metrics: Metrics, stop: StopFlag, started: float) -> t
         if stopping or (due and not final):
             state.seconds = seconds_before + time.perf_counter() - started
             last_ckpt = save_checkpoint(run)
+            metrics.wandb("log_checkpoint", last_ckpt, state.step, state.step / sched.steps_per_epoch)
         if stopping or run.stopped == NO_EVAL_GAIN:
             break
     feed.close()
@@ -384,11 +389,3 @@ def save_final(run: Run) -> None:
         save_artifacts(out, run.cfg, run.tokenizer)
     acc.wait_for_everyone()
 
-
-def out_of_memory(cfg: RunConfig, step: int) -> NewtuneError:
-    t = cfg.train
-    return NewtuneError(
-        "micro_batch_size", f"out of memory at step {step + 1} (micro_batch_size {t.micro_batch_size}, "
-        f"sequence_len {cfg.data.sequence_len})",
-        "lower micro_batch_size (raise gradient_accumulation_steps to keep the batch), lower sequence_len, "
-        "set gradient_checkpointing: true, or use adapter: lora")

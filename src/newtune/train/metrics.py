@@ -68,6 +68,7 @@ class Metrics:
         self.t, self.main, self.console, self.total = t, main, console, total_steps
         self.dir = Path(t.output_dir)
         self.trackers: list[Any] = []
+        self.wandb_run: Any = None
         self.progress = self.task = None
         self.last: dict = {}
         if not main:
@@ -119,6 +120,7 @@ class Metrics:
         run = wandb.init(project=t.wandb_project, entity=t.wandb_entity, name=t.wandb_name, mode=t.wandb_mode,
                          id=t.wandb_run_id, resume="allow" if t.wandb_run_id else None, config=run_config,
                          dir=str(self.dir))
+        self.wandb_run = run  # wandb_watch and wandb_log_model use it (train/wandb_model.py)
         return (lambda rec, step: run.log({grouped(k): v for k, v in numbers(rec)}, step=step)), run.finish
 
     def _mlflow(self, run_config: dict) -> tuple[Any, Any]:
@@ -143,9 +145,20 @@ class Metrics:
 
         def write(record: dict, step: int) -> None:
             now = int(time.time() * 1000)
-            client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in numbers(record)])
+            # A file store keeps each metric as a file: `tokens` and `tokens/total` cannot both be, so `/` becomes `_`.
+            client.log_batch(run_id, metrics=[Metric(k.replace("/", "_"), v, now, step) for k, v in numbers(record)])
 
         return write, lambda: client.set_terminated(run_id)
+
+    def wandb(self, call: str, *args: Any) -> None:
+        """wandb_watch / wandb_log_model (train/wandb_model.py: watch, log_checkpoint, log_final) on the W&B run."""
+        if self.wandb_run is not None:
+            from newtune.train import wandb_model
+
+            try:
+                getattr(wandb_model, call)(self.wandb_run, self.t, *args)
+            except Exception as e:  # as a failing tracker: the training run goes on
+                log.warning("W&B %s failed: %s", call, first_lines(e))
 
     def close_trackers(self) -> None:
         for name, close in getattr(self, "closers", []):

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from newtune.errors import NewtuneError
+
 LOSS_BLOWUP = "loss_watchdog"
 NO_EVAL_GAIN = "early_stopping"
 
@@ -91,3 +93,13 @@ class StopFlag:
     def restore(self) -> None:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
+
+
+def out_of_memory(cfg: Any, step: int) -> NewtuneError:
+    """The message of a run that ran out of memory: what to change (`cfg`: the RunConfig)."""
+    t = cfg.train
+    return NewtuneError(
+        "micro_batch_size", f"out of memory at step {step + 1} (micro_batch_size {t.micro_batch_size}, "
+        f"sequence_len {cfg.data.sequence_len})",
+        "lower micro_batch_size (raise gradient_accumulation_steps to keep the batch), lower sequence_len, "
+        "set gradient_checkpointing: true, or use adapter: lora")
